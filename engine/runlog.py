@@ -1,0 +1,430 @@
+"""The run log: one SQLite file (`runs.db`) holding every run, metric, checkpoint, evaluation,
+prediction and validation finding. This module is the only code that writes it.
+
+WAL mode lets a training process write while the TUI and the CLI read. The schema is versioned
+with `PRAGMA user_version`; `connect` creates and migrates it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlite_utils
+
+DEFAULT_DB = "runs.db"
+SCHEMA_VERSION = 1
+
+# A run whose heartbeat is older than this, and whose process cannot be seen, is interrupted.
+STALE_AFTER_S = 120.0
+
+RUN_KINDS = ("validate", "train", "eval")
+RUN_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int,
+            "kind": str,  # validate / train / eval
+            "name": str,
+            "status": str,  # running / completed / failed / cancelled / interrupted
+            "config": str,  # the resolved config, JSON
+            "model": str,
+            "adapter": str,
+            "data_path": str,
+            "dataset_id": int,
+            "parent_run_id": int,  # e.g. the training run an evaluation's adapter came from
+            "out_dir": str,
+            "pid": int,
+            "host": str,
+            "started": float,
+            "ended": float,
+            "heartbeat": float,
+            "error": str,  # message or traceback of a failed run
+            "summary": str,  # key figures, JSON
+        },
+        pk="id",
+    )
+    db["runs"].create_index(["kind"])
+    db["runs"].create_index(["status"])
+    db["metrics"].create(
+        {"run_id": int, "step": int, "name": str, "value": float, "time": float},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["metrics"].create_index(["run_id", "name", "step"])
+    db["checkpoints"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "step": int,
+            "epoch": float,
+            "path": str,
+            "is_final": int,
+            "time": float,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["checkpoints"].create_index(["run_id", "step"])
+    db["datasets"].create(
+        {
+            "id": int,
+            "path": str,
+            "sha256": str,
+            "n_examples": int,
+            "n_schemas": int,
+            "complexity_mix": str,  # JSON {"simple": n, ...}
+            "time": float,
+        },
+        pk="id",
+    )
+    db["datasets"].create_index(["path", "sha256"], unique=True)
+    db["validation_issues"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "file": str,
+            "kind": str,
+            "severity": str,
+            "example_id": str,
+            "line": int,
+            "path": str,
+            "message": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["validation_issues"].create_index(["run_id", "kind"])
+    db["evaluations"].create(
+        {
+            "run_id": int,
+            "model": str,
+            "adapter": str,
+            "data_path": str,
+            "decoding": str,  # JSON
+            "constrained": int,
+            "n_examples": int,
+            "json_exact": float,
+            "field_f1": float,
+            "leaf_f1": float,
+            "schema_valid": float,
+            "parse_rate": float,
+            "tokens_per_s": float,
+            "report": str,  # the full aggregate report, JSON
+        },
+        pk="run_id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["predictions"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "example_id": str,
+            "schema_id": str,
+            "complexity": str,
+            "complexity_inferred": int,
+            "prompt": str,
+            "expected": str,  # JSON
+            "output_text": str,
+            "parsed": str,  # JSON, or null when unparseable
+            "parse_error": str,
+            "json_exact": int,
+            "field_precision": float,
+            "field_recall": float,
+            "field_f1": float,
+            "leaf_precision": float,
+            "leaf_recall": float,
+            "leaf_f1": float,
+            "schema_valid": int,
+            "compliance": int,
+            "n_tokens": int,
+            "latency_s": float,
+            "truncated": int,
+            "failure": str,  # failure category, null when exact
+            "diff": str,  # JSON list of {path, expected, got, kind, ungrounded}
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["predictions"].create_index(["run_id", "schema_id"])
+    db["predictions"].create_index(["run_id", "failure"])
+
+
+# Each entry migrates from version i to i + 1.
+MIGRATIONS = [_create_v1]
+
+
+def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """Open (creating and migrating as needed) the run log at `path` (default ./runs.db)."""
+    path = Path(path or DEFAULT_DB)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    db = sqlite_utils.Database(conn)
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrate(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    version = schema_version(db)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"{db.conn}: run log schema version {version} is newer than this SchemaLab "
+            f"understands ({len(MIGRATIONS)}); upgrade SchemaLab or use another --db."
+        )
+    while version < len(MIGRATIONS):
+        with db.conn:
+            MIGRATIONS[version](db)
+            version += 1
+            db.execute(f"PRAGMA user_version = {version}")
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def create_run(
+    db: sqlite_utils.Database,
+    kind: str,
+    config: dict | None = None,
+    *,
+    status: str = "running",
+    pid: int | None = None,
+    **fields: Any,
+) -> int:
+    """Insert a run and return its id. `fields` are other columns of `runs` (model, name, ...)."""
+    if kind not in RUN_KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; expected one of {RUN_KINDS}")
+    now = time.time()
+    row = {
+        "kind": kind,
+        "status": status,
+        "config": _dumps(config or {}),
+        "pid": os.getpid() if pid is None else pid,
+        "host": socket.gethostname(),
+        "started": now,
+        "heartbeat": now,
+        **fields,
+    }
+    if isinstance(row.get("summary"), (dict, list)):
+        row["summary"] = _dumps(row["summary"])
+    with db.conn:
+        return db["runs"].insert(row).last_pk
+
+
+def update_run(db: sqlite_utils.Database, run_id: int, **fields: Any) -> None:
+    for key in ("config", "summary"):
+        if isinstance(fields.get(key), (dict, list)):
+            fields[key] = _dumps(fields[key])
+    with db.conn:
+        db["runs"].update(run_id, fields)
+
+
+def heartbeat(db: sqlite_utils.Database, run_id: int) -> None:
+    with db.conn:
+        db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", [time.time(), run_id])
+
+
+def finish_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    status: str = "completed",
+    *,
+    error: str | None = None,
+    summary: dict | None = None,
+) -> None:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    fields: dict[str, Any] = {"status": status, "ended": time.time(), "heartbeat": time.time()}
+    if error is not None:
+        fields["error"] = error
+    if summary is not None:
+        fields["summary"] = _dumps(summary)
+    with db.conn:
+        db["runs"].update(run_id, fields)
+
+
+def log_metrics(
+    db: sqlite_utils.Database, run_id: int, step: int, values: dict[str, float]
+) -> None:
+    """Record one logging step's metrics and refresh the run's heartbeat, in one transaction."""
+    now = time.time()
+    rows = [
+        {"run_id": run_id, "step": step, "name": k, "value": float(v), "time": now}
+        for k, v in values.items()
+        if v is not None
+    ]
+    with db.conn:
+        db["metrics"].insert_all(rows)
+        db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", [now, run_id])
+
+
+def metrics(
+    db: sqlite_utils.Database, run_id: int, name: str | None = None, after_step: int = -1
+) -> list[dict]:
+    """Metric rows of a run in step order; `after_step` lets a reader tail new rows only."""
+    sql = "SELECT step, name, value, time FROM metrics WHERE run_id = ? AND step > ?"
+    params: list[Any] = [run_id, after_step]
+    if name is not None:
+        sql += " AND name = ?"
+        params.append(name)
+    sql += " ORDER BY step, rowid"
+    return [dict(r) for r in db.query(sql, params)]
+
+
+def add_checkpoint(
+    db: sqlite_utils.Database,
+    run_id: int,
+    step: int,
+    path: str,
+    *,
+    epoch: float | None = None,
+    is_final: bool = False,
+) -> int:
+    with db.conn:
+        return db["checkpoints"].insert(
+            {
+                "run_id": run_id,
+                "step": step,
+                "epoch": epoch,
+                "path": str(path),
+                "is_final": int(is_final),
+                "time": time.time(),
+            }
+        ).last_pk
+
+
+def checkpoints(db: sqlite_utils.Database, run_id: int) -> list[dict]:
+    return list(db.query("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step", [run_id]))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def reap_interrupted(db: sqlite_utils.Database) -> list[int]:
+    """Mark `running` runs whose process is gone as `interrupted`; return their ids.
+
+    On this host a run is alive while its pid is; a run from another host is judged by its
+    heartbeat alone.
+    """
+    host = socket.gethostname()
+    now = time.time()
+    dead = []
+    for run in db.query("SELECT id, pid, host, heartbeat FROM runs WHERE status = 'running'"):
+        if run["host"] == host:
+            gone = not _pid_alive(run["pid"])
+        else:
+            gone = now - (run["heartbeat"] or 0) > STALE_AFTER_S
+        if gone:
+            dead.append(run["id"])
+    if dead:
+        with db.conn:
+            for run_id in dead:
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', ended = COALESCE(ended, heartbeat)"
+                    " WHERE id = ? AND status = 'running'",
+                    [run_id],
+                )
+    return dead
+
+
+def _decode(row: dict) -> dict:
+    for key in ("config", "summary"):
+        if isinstance(row.get(key), str):
+            try:
+                row[key] = json.loads(row[key])
+            except ValueError:
+                pass
+    return row
+
+
+def get_run(db: sqlite_utils.Database, run_id: int) -> dict | None:
+    reap_interrupted(db)
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    return _decode(rows[0]) if rows else None
+
+
+def list_runs(db: sqlite_utils.Database, kind: str | None = None) -> list[dict]:
+    """Every run, newest first, with dead `running` runs shown as `interrupted`."""
+    reap_interrupted(db)
+    if kind:
+        rows = db.query("SELECT * FROM runs WHERE kind = ? ORDER BY id DESC", [kind])
+    else:
+        rows = db.query("SELECT * FROM runs ORDER BY id DESC")
+    return [_decode(r) for r in rows]
+
+
+def delete_run(db: sqlite_utils.Database, run_id: int) -> None:
+    """Delete a run and every row that belongs to it (files on disk are left alone)."""
+    with db.conn:
+        for table in ("metrics", "checkpoints", "validation_issues", "predictions"):
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        db.execute("DELETE FROM evaluations WHERE run_id = ?", [run_id])
+        db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+
+def upsert_dataset(
+    db: sqlite_utils.Database,
+    path: str,
+    sha256: str,
+    n_examples: int,
+    n_schemas: int,
+    complexity_mix: dict,
+) -> int:
+    """Record a data set by path and content hash; the same content keeps its id."""
+    existing = list(
+        db.query("SELECT id FROM datasets WHERE path = ? AND sha256 = ?", [str(path), sha256])
+    )
+    if existing:
+        return existing[0]["id"]
+    with db.conn:
+        return db["datasets"].insert(
+            {
+                "path": str(path),
+                "sha256": sha256,
+                "n_examples": n_examples,
+                "n_schemas": n_schemas,
+                "complexity_mix": _dumps(complexity_mix),
+                "time": time.time(),
+            }
+        ).last_pk
+
+
+def insert_rows(db: sqlite_utils.Database, table: str, rows: Iterable[dict]) -> None:
+    """Bulk insert (validation findings, predictions) in one transaction."""
+    prepared = []
+    for row in rows:
+        prepared.append(
+            {k: (_dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()}
+        )
+    if prepared:
+        with db.conn:
+            db[table].insert_all(prepared, batch_size=500)

@@ -1,0 +1,50 @@
+"""Shared fixtures: a private cache (so the tiny model is built once per session), a fresh run
+log per test, and the data sets read in place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "datasets" / "sample"
+EDGEJSON = REPO.parent / "shared" / "edgejson"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep tests away from the user's cache; the tiny model is built once for the session."""
+    cache = os.environ.get("SCHEMALAB_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    old = os.environ.get("SCHEMALAB_CACHE")
+    os.environ["SCHEMALAB_CACHE"] = cache
+    yield Path(cache)
+    if old is None:
+        os.environ.pop("SCHEMALAB_CACHE", None)
+    else:
+        os.environ["SCHEMALAB_CACHE"] = old
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "runs.db"
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture
+def edgejson_dir() -> Path:
+    if not (EDGEJSON / "train_v3.jsonl").exists():
+        pytest.skip(f"EdgeJSON data set not found at {EDGEJSON} (it lives in ../shared/edgejson)")
+    return EDGEJSON
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(_private_cache) -> Path:
+    from engine.models import resolve_model
+
+    return Path(resolve_model("tiny"))

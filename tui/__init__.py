@@ -1,0 +1,1 @@
+"""SchemaLab's Textual workbench. It drives the engine and reads the run log; it computes nothing."""
