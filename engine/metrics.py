@@ -1,0 +1,421 @@
+"""Scoring one model output against its expected JSON: parse, exact match, field and leaf F1,
+schema validity, the published loose compliance, a failure category and a path-level diff.
+
+Pure Python (jsonschema only), so the TUI and tests can score without a model.
+
+Equality rule used everywhere here (json_exact, field and leaf matches, the diff): JSON values are
+compared as JSON, not as Python objects. Numbers compare by value, so `1` equals `1.0` (JSON has
+one number type, and the published EdgeJSON harness, which compares with Python `==`, also counts
+them equal); booleans are not numbers, so `true` does not equal `1` (Python `==` would say it
+does); objects compare key sets and values, whatever the key order; arrays compare by position.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+FAILURE_ORDER = (
+    "truncated",
+    "unparseable",
+    "schema_violation",
+    "missing_field",
+    "extra_field",
+    "wrong_type",
+    "wrong_value",
+)
+FORMATS = ("lenient", "strict")
+
+# A date-time with the zone optional (EdgeJSON writes many without one); strict RFC 3339 needs it.
+LENIENT_DATE_TIME = (
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_output(text: str) -> tuple[dict | None, str | None]:
+    """The first top-level JSON object in `text` (text around it is ignored), or why there is none.
+
+    Tries each `{` in order with a JSON decoder and returns the first that decodes to an object.
+    """
+    if not text or not text.strip():
+        return None, "empty output"
+    decoder = json.JSONDecoder()
+    first_error = None
+    start = text.find("{")
+    if start < 0:
+        return None, "no JSON object in the output (no '{')"
+    attempts = 0
+    while start >= 0 and attempts < 64:
+        attempts += 1
+        try:
+            value, _end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            if first_error is None:
+                first_error = _describe_decode_error(text, start, exc)
+        else:
+            if isinstance(value, dict):
+                return value, None
+        start = _next_top_level_brace(text, start)
+    return None, first_error or "no JSON object in the output"
+
+
+def _describe_decode_error(text: str, start: int, exc: json.JSONDecodeError) -> str:
+    if json_object_end(text[start:]) is None:
+        return f"unterminated JSON object starting at char {start} (output ended inside it)"
+    return f"invalid JSON at char {exc.pos}: {exc.msg}"
+
+
+def _next_top_level_brace(text: str, start: int) -> int:
+    """Index of the next `{` after the object (or failed object) starting at `start`."""
+    end = json_object_end(text[start:])
+    nxt = start + end if end is not None else start + 1
+    return text.find("{", nxt)
+
+
+def json_object_end(text: str) -> int | None:
+    """Index just past the `}` closing the first top-level object in `text`, or None.
+
+    Counts brace depth outside strings (with backslash escapes); the same rule decoding uses
+    to stop a sequence.
+    """
+    depth = 0
+    in_string = False
+    escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = depth > 0
+        elif ch == "{":
+            depth += 1
+        elif ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+# ---------------------------------------------------------------- equality and types
+
+
+def json_type(value: Any) -> str:
+    """JSON type name; integers and floats are both `number`."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: numbers by value (1 == 1.0), booleans apart from numbers, key order ignored."""
+    ta, tb = json_type(a), json_type(b)
+    if ta != tb:
+        return False
+    if ta == "object":
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if ta == "array":
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+# ---------------------------------------------------------------- F1 scores
+
+
+def _prf(correct: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
+    if n_pred == 0 and n_gold == 0:
+        return 1.0, 1.0, 1.0
+    precision = correct / n_pred if n_pred else 0.0
+    recall = correct / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def field_prf(expected: Any, predicted: Any) -> tuple[float, float, float]:
+    """Top-level field precision, recall, F1 as the EdgeJSON harness defines them.
+
+    A top-level key is correct when it is in both objects and its whole value matches
+    (`json_equal`); precision = correct / keys predicted, recall = correct / keys expected.
+    Both empty gives 1.0; one empty, or a prediction that is not an object, gives 0.0.
+    """
+    if not expected and not predicted:
+        return 1.0, 1.0, 1.0
+    if not expected or not predicted or not isinstance(predicted, dict):
+        return 0.0, 0.0, 0.0
+    correct = sum(1 for k in expected.keys() & predicted.keys() if json_equal(expected[k], predicted[k]))
+    return _prf(correct, len(predicted), len(expected))
+
+
+def leaves(value: Any, path: str = "$") -> dict[str, Any]:
+    """Every leaf under `value` by path (`$.a.b`, `$.items[0].sku`); empty containers are leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(leaves(item, f"{path}.{key}"))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            out.update(leaves(item, f"{path}[{i}]"))
+        return out
+    return {path: value}
+
+
+def leaf_prf(expected: Any, predicted: Any) -> tuple[float, float, float]:
+    """Leaf-level precision, recall, F1: every nested path (list items by position) is a field."""
+    if predicted is None:
+        return 0.0, 0.0, 0.0
+    gold, pred = leaves(expected), leaves(predicted)
+    correct = sum(1 for p in gold.keys() & pred.keys() if json_equal(gold[p], pred[p]))
+    return _prf(correct, len(pred), len(gold))
+
+
+def compliance(expected: Any, predicted: Any) -> bool:
+    """The published loose check: every expected top-level key present, with a matching type
+    (int and float interchangeable). Extra keys and wrong values still pass."""
+    if not predicted or not isinstance(predicted, dict) or not isinstance(expected, dict):
+        return False
+    for key, value in expected.items():
+        if key not in predicted:
+            return False
+        if json_type(value) != json_type(predicted[key]):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- schema validity
+
+
+def format_checker(formats: str = "lenient"):
+    """Draft-07 format checks; `lenient` accepts date-times without a time zone."""
+    import jsonschema
+
+    if formats not in FORMATS:
+        raise ValueError(f"formats must be one of {FORMATS}, not {formats!r}")
+    checker = jsonschema.FormatChecker()
+    checker.checkers = dict(jsonschema.Draft7Validator.FORMAT_CHECKER.checkers)
+    if formats == "lenient":
+        checker.checks("date-time", raises=ValueError)(_lenient_date_time)
+    return checker
+
+
+def _lenient_date_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not re.match(LENIENT_DATE_TIME, value):
+        return False
+    datetime.fromisoformat(value[:19].replace("t", "T").replace(" ", "T"))  # real calendar date
+    return True
+
+
+_VALIDATORS: dict[tuple[str, str], Any] = {}
+
+
+def schema_errors(value: Any, schema: dict, formats: str = "lenient") -> list[str]:
+    """Messages of every violation of `schema` (draft-07 with format checks), at most 20."""
+    import jsonschema
+
+    key = (json.dumps(schema, sort_keys=True), formats)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        validator = jsonschema.Draft7Validator(schema, format_checker=format_checker(formats))
+        _VALIDATORS[key] = validator
+    out = []
+    for err in validator.iter_errors(value):
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.path)
+        out.append(f"{where}: {err.message}")
+        if len(out) >= 20:
+            break
+    return out
+
+
+def has_zoneless_date_times(value: Any, schema: dict) -> bool:
+    """True when `value` has a `date-time` field without a time zone (strict checks reject it)."""
+    for err in _strict_format_errors(value, schema):
+        if err.validator_value == "date-time" and re.match(LENIENT_DATE_TIME, str(err.instance)):
+            return True
+    return False
+
+
+def _strict_format_errors(value: Any, schema: dict):
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(schema, format_checker=format_checker("strict"))
+    return [e for e in validator.iter_errors(value) if e.validator == "format"]
+
+
+# ---------------------------------------------------------------- diff and grounding
+
+
+def _norm_text(s: str) -> str:
+    return " ".join(s.casefold().split())
+
+
+_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+def prompt_numbers(prompt: str) -> set[float]:
+    """Every number written in the prompt, thousands separators removed."""
+    out = set()
+    for match in _NUMBER_RE.findall(prompt):
+        try:
+            out.add(float(match.replace(",", "")))
+        except ValueError:
+            pass
+    return out
+
+
+def grounded(value: Any, prompt: str, numbers: set[float] | None = None) -> bool | None:
+    """Whether a scalar value occurs in the prompt (case, whitespace and number format ignored).
+
+    None where grounding does not apply (booleans, null, objects, arrays, empty strings).
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, (int, float)):
+        numbers = prompt_numbers(prompt) if numbers is None else numbers
+        return float(value) in numbers or _norm_text(str(value)) in _norm_text(prompt)
+    text = _norm_text(str(value))
+    if not text:
+        return None
+    return text in _norm_text(prompt)
+
+
+def diff(expected: Any, got: Any, prompt: str = "", path: str = "$") -> list[dict]:
+    """Path-level differences between expected and got, each {path, expected, got, kind,
+    ungrounded}; kind is missing / extra / wrong_type / wrong_value, and `ungrounded` is True
+    when a produced scalar value does not occur in the prompt (a hallucination)."""
+    entries: list[dict] = []
+    _diff(expected, got, path, entries)
+    numbers = prompt_numbers(prompt)
+    for entry in entries:
+        is_grounded = None
+        if entry["kind"] != "missing":
+            is_grounded = grounded(entry["got"], prompt, numbers)
+        entry["ungrounded"] = None if is_grounded is None else not is_grounded
+    return entries
+
+
+def _entry(path: str, expected: Any, got: Any, kind: str) -> dict:
+    return {"path": path, "expected": expected, "got": got, "kind": kind}
+
+
+def _diff(expected: Any, got: Any, path: str, out: list[dict]) -> None:
+    te, tg = json_type(expected), json_type(got)
+    if te != tg:
+        out.append(_entry(path, expected, got, "wrong_type"))
+    elif te == "object":
+        for key, value in expected.items():
+            if key in got:
+                _diff(value, got[key], f"{path}.{key}", out)
+            else:
+                out.append(_entry(f"{path}.{key}", value, None, "missing"))
+        for key in got.keys() - expected.keys():
+            out.append(_entry(f"{path}.{key}", None, got[key], "extra"))
+    elif te == "array":
+        for i, value in enumerate(expected):
+            if i < len(got):
+                _diff(value, got[i], f"{path}[{i}]", out)
+            else:
+                out.append(_entry(f"{path}[{i}]", value, None, "missing"))
+        for i in range(len(expected), len(got)):
+            out.append(_entry(f"{path}[{i}]", None, got[i], "extra"))
+    elif not json_equal(expected, got):
+        out.append(_entry(path, expected, got, "wrong_value"))
+
+
+# ---------------------------------------------------------------- one example
+
+
+def failure_category(
+    *, exact: bool, truncated: bool, parsed: Any, schema_valid: bool | None, entries: list[dict]
+) -> str | None:
+    """The first that applies of FAILURE_ORDER; None for an exact match."""
+    if exact:
+        return None
+    if truncated:
+        return "truncated"
+    if parsed is None:
+        return "unparseable"
+    if schema_valid is False:
+        return "schema_violation"
+    kinds = {e["kind"] for e in entries}
+    for kind, category in (
+        ("missing", "missing_field"),
+        ("extra", "extra_field"),
+        ("wrong_type", "wrong_type"),
+    ):
+        if kind in kinds:
+            return category
+    return "wrong_value"
+
+
+def score(
+    example: Any,
+    output_text: str,
+    schema: dict | None = None,
+    *,
+    prompt: str | None = None,
+    truncated: bool = False,
+    formats: str = "lenient",
+) -> dict:
+    """Every per-example figure for one output: parsed, parse_error, json_exact, field_* and
+    leaf_* precision/recall/F1, schema_valid (None without a schema), schema_errors, compliance,
+    failure, diff. `example` is an engine.types.Example (its expected value and prompt are used)
+    or the expected value itself; `truncated` is whether generation hit max_new_tokens."""
+    if hasattr(example, "expected") and hasattr(example, "prompt"):
+        expected = example.expected
+        prompt = example.prompt if prompt is None else prompt
+    else:
+        expected = example
+    prompt = prompt or ""
+    parsed, parse_error = parse_output(output_text)
+    exact = parsed is not None and json_equal(expected, parsed)
+    fp, fr, ff = field_prf(expected, parsed) if parsed is not None else (0.0, 0.0, 0.0)
+    lp, lr, lf = leaf_prf(expected, parsed)
+    errors: list[str] = []
+    valid: bool | None = None
+    if parsed is not None and schema is not None:
+        errors = schema_errors(parsed, schema, formats)
+        valid = not errors
+    elif schema is not None:
+        valid = False
+    entries = diff(expected, parsed, prompt) if parsed is not None else []
+    return {
+        "parsed": parsed,
+        "parse_error": parse_error,
+        "json_exact": exact,
+        "field_precision": fp,
+        "field_recall": fr,
+        "field_f1": ff,
+        "leaf_precision": lp,
+        "leaf_recall": lr,
+        "leaf_f1": lf,
+        "schema_valid": valid,
+        "schema_errors": errors,
+        "compliance": compliance(expected, parsed),
+        "truncated": bool(truncated),
+        "failure": failure_category(
+            exact=exact, truncated=truncated, parsed=parsed, schema_valid=valid, entries=entries
+        ),
+        "diff": entries,
+    }
+
