@@ -73,15 +73,20 @@ class SchemaRegistry:
         self.findings: list[Finding] = []
 
     @classmethod
-    def from_dir(cls, path: str | Path | None) -> "SchemaRegistry":
+    def from_dir(cls, path: str | Path | None) -> SchemaRegistry:
         registry = cls(Path(path) if path else None)
         if registry.dir is None:
             return registry
         if not registry.dir.is_dir():
-            registry.findings.append(Finding(
-                "invalid_schema", "error",
-                f"schemas folder {registry.dir} does not exist; pass --schemas DIR pointing at a "
-                "folder of *.json schemas", file=str(registry.dir)))
+            registry.findings.append(
+                Finding(
+                    "invalid_schema",
+                    "error",
+                    f"schemas folder {registry.dir} does not exist; pass --schemas DIR pointing at a "
+                    "folder of *.json schemas",
+                    file=str(registry.dir),
+                )
+            )
             return registry
         for file in sorted(registry.dir.rglob("*.json")):
             registry._load_file(file)
@@ -105,8 +110,11 @@ class SchemaRegistry:
             bad(f"schema {schema_id!r} in {file}: {problem}; examples using it are not checked")
             return
         if schema_id in self._schemas:
-            bad(f"schema {schema_id!r} is defined twice ({self._files[schema_id]} and {file}); "
-                f"using the first, rename one of them", "warning")
+            bad(
+                f"schema {schema_id!r} is defined twice ({self._files[schema_id]} and {file}); "
+                f"using the first, rename one of them",
+                "warning",
+            )
             return
         self._schemas[schema_id] = schema
         self._tiers[schema_id] = tier
@@ -144,7 +152,9 @@ def _shape(schema: Any, depth: int = 1) -> tuple[int, int, bool]:
     if schema.get("type") == "array" or "items" in schema:
         # A list of scalars adds no depth; a list of objects nests one level.
         items = schema.get("items")
-        is_obj = isinstance(items, dict) and ("properties" in items or items.get("type") == "object")
+        is_obj = isinstance(items, dict) and (
+            "properties" in items or items.get("type") == "object"
+        )
         if not is_obj:
             return depth - 1, 0, False
         d, n, arr = _shape(items, depth)
@@ -205,9 +215,14 @@ def load_examples(
     except OSError as exc:
         what = "is a folder, not a file" if path.is_dir() else (exc.strerror or str(exc))
         result.readable = False
-        result.findings.append(Finding(
-            "unreadable", "error", f"cannot read {path}: {what}; pass a .jsonl file",
-            file=str(path)))
+        result.findings.append(
+            Finding(
+                "unreadable",
+                "error",
+                f"cannot read {path}: {what}; pass a .jsonl file",
+                file=str(path),
+            )
+        )
         return result
     default_split = split or split_from_name(path)
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
@@ -218,36 +233,54 @@ def load_examples(
     return result
 
 
-def _load_line(raw: bytes, lineno: int, path: Path, registry: SchemaRegistry | None,
-               default_split: str | None, result: LoadResult) -> None:
-    def finding(kind: str, message: str, example_id: str | None = None,
-                severity: str = "error") -> None:
-        result.findings.append(Finding(kind, severity, message, example_id, lineno, None,
-                                       str(path)))
+def _load_line(
+    raw: bytes,
+    lineno: int,
+    path: Path,
+    registry: SchemaRegistry | None,
+    default_split: str | None,
+    result: LoadResult,
+) -> None:
+    def finding(
+        kind: str, message: str, example_id: str | None = None, severity: str = "error"
+    ) -> None:
+        result.findings.append(
+            Finding(kind, severity, message, example_id, lineno, None, str(path))
+        )
 
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         loose = raw.decode("utf-8", errors="replace")
-        finding("unreadable", f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not "
-                f"UTF-8; re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
-                _id_hint(loose))
+        finding(
+            "unreadable",
+            f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not "
+            f"UTF-8; re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+            _id_hint(loose),
+        )
         return
     try:
         record = json.loads(text)
     except ValueError as exc:
-        finding("parse", f"not valid JSON ({exc}); each line must be one complete JSON object: "
-                f"fix or delete it", _id_hint(text))
+        finding(
+            "parse",
+            f"not valid JSON ({exc}); each line must be one complete JSON object: fix or delete it",
+            _id_hint(text),
+        )
         return
     if not isinstance(record, dict):
-        finding("parse", f"a JSON {type(record).__name__}, not an object "
-                f"({_snippet(text)}); each line must be one {{...}} record")
+        finding(
+            "parse",
+            f"a JSON {type(record).__name__}, not an object "
+            f"({_snippet(text)}); each line must be one {{...}} record",
+        )
         return
     example_id = record.get("id")
     if example_id is None or example_id == "":
         example_id = f"{path.stem}:{lineno}"
-        finding("missing_metadata", f"record has no `id`; calling it {example_id!r}", example_id,
-                "info")
+        finding(
+            "missing_metadata", f"record has no `id`; calling it {example_id!r}", example_id, "info"
+        )
     example_id = str(example_id)
 
     missing = []
@@ -262,8 +295,12 @@ def _load_line(raw: bytes, lineno: int, path: Path, registry: SchemaRegistry | N
     if not schema_id and inline is None:
         missing.append("schema_id (or schema_name, or an inline schema)")
     if missing:
-        finding("missing_field", f"record lacks {', '.join(missing)}; add "
-                f"{'it' if len(missing) == 1 else 'them'} or delete the line", example_id)
+        finding(
+            "missing_field",
+            f"record lacks {', '.join(missing)}; add "
+            f"{'it' if len(missing) == 1 else 'them'} or delete the line",
+            example_id,
+        )
         return
     schema_id = str(schema_id or "inline")
 
@@ -271,8 +308,12 @@ def _load_line(raw: bytes, lineno: int, path: Path, registry: SchemaRegistry | N
     if inline is not None:
         problem = _schema_problem(inline)
         if problem:
-            finding("invalid_schema", f"inline `schema` of {example_id}: {problem}; fix the "
-                    f"schema or drop it and name a schema file with schema_id", example_id)
+            finding(
+                "invalid_schema",
+                f"inline `schema` of {example_id}: {problem}; fix the "
+                f"schema or drop it and name a schema file with schema_id",
+                example_id,
+            )
             return
         schema = inline
     elif registry is not None:
@@ -280,12 +321,21 @@ def _load_line(raw: bytes, lineno: int, path: Path, registry: SchemaRegistry | N
         if schema is None:
             where = f"in {registry.dir}" if registry.dir else "(no schemas folder given)"
             known = ", ".join(registry.schema_ids[:8]) or "none"
-            finding("unknown_schema", f"schema {schema_id!r} not found {where}; add "
-                    f"{schema_id}.json there or fix the name (known: {known})", example_id)
+            finding(
+                "unknown_schema",
+                f"schema {schema_id!r} not found {where}; add "
+                f"{schema_id}.json there or fix the name (known: {known})",
+                example_id,
+            )
 
     example = Example(
-        id=example_id, schema_id=schema_id, prompt=prompt, expected=record[expected_key],
-        file=str(path), line=lineno, split=record.get("split") or default_split,
+        id=example_id,
+        schema_id=schema_id,
+        prompt=prompt,
+        expected=record[expected_key],
+        file=str(path),
+        line=lineno,
+        split=record.get("split") or default_split,
         inline_schema=inline if isinstance(inline, dict) else None,
         extra={k: v for k, v in record.items() if k not in CORE_KEYS},
     )
@@ -295,24 +345,35 @@ def _load_line(raw: bytes, lineno: int, path: Path, registry: SchemaRegistry | N
     result.examples.append(example)
 
 
-def _set_complexity(example: Example, given: Any, schema: dict | None,
-                    registry: SchemaRegistry | None, finding) -> None:
+def _set_complexity(
+    example: Example, given: Any, schema: dict | None, registry: SchemaRegistry | None, finding
+) -> None:
     """The record's own complexity, else the registry tier, else a guess from the schema."""
     if given is not None and given not in COMPLEXITIES:
-        finding("missing_metadata", f"complexity {given!r} is not one of {', '.join(COMPLEXITIES)};"
-                f" ignoring it", example.id, "warning")
+        finding(
+            "missing_metadata",
+            f"complexity {given!r} is not one of {', '.join(COMPLEXITIES)}; ignoring it",
+            example.id,
+            "warning",
+        )
         given = None
     if given:
         example.complexity, source = given, "record"
-    elif registry is not None and example.inline_schema is None and registry.tier(example.schema_id):
+    elif (
+        registry is not None and example.inline_schema is None and registry.tier(example.schema_id)
+    ):
         example.complexity, source = registry.tier(example.schema_id), "registry"
     elif schema is not None:
         example.complexity, source = infer_complexity(schema), "structure"
         example.complexity_inferred = True
-        finding("missing_metadata", f"no complexity given and the schema has no tier folder; "
-                f"inferred {example.complexity!r} from the schema's structure (add a "
-                f"`complexity` field or put the schema under simple/, medium/ or complex/)",
-                example.id, "info")
+        finding(
+            "missing_metadata",
+            f"no complexity given and the schema has no tier folder; "
+            f"inferred {example.complexity!r} from the schema's structure (add a "
+            f"`complexity` field or put the schema under simple/, medium/ or complex/)",
+            example.id,
+            "info",
+        )
     else:
         source = None
     example.extra["complexity_source"] = source
@@ -351,11 +412,16 @@ def discover_datasets(paths: list[str | Path]) -> list[DatasetInfo]:
         if schemas_dir not in registries:
             registries[schemas_dir] = SchemaRegistry.from_dir(schemas_dir)
         loaded = load_examples(file, registries[schemas_dir])
-        infos.append(DatasetInfo(
-            path=file, name=f"{file.parent.name}/{file.stem}", n_examples=len(loaded.examples),
-            schema_ids=sorted({e.schema_id for e in loaded.examples}),
-            complexity_mix=dict(Counter(e.complexity or "unknown" for e in loaded.examples)),
-            schemas_dir=schemas_dir, split=split_from_name(file),
-            n_findings=sum(f.severity == "error" for f in loaded.findings),
-        ))
+        infos.append(
+            DatasetInfo(
+                path=file,
+                name=f"{file.parent.name}/{file.stem}",
+                n_examples=len(loaded.examples),
+                schema_ids=sorted({e.schema_id for e in loaded.examples}),
+                complexity_mix=dict(Counter(e.complexity or "unknown" for e in loaded.examples)),
+                schemas_dir=schemas_dir,
+                split=split_from_name(file),
+                n_findings=sum(f.severity == "error" for f in loaded.findings),
+            )
+        )
     return infos
