@@ -1,0 +1,259 @@
+"""Widgets and formatting shared by the Playground and Evaluate panes: metric cells, the
+path-level diff of one output against its expected JSON, and one example's full detail.
+
+Everything here only formats what the engine computed; nothing here scores anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+# The metric columns every evaluation view shows, in order: (key, header).
+OVERALL_METRICS = (
+    ("json_exact", "JSONExact"),
+    ("field_f1", "field F1"),
+    ("leaf_f1", "leaf F1"),
+    ("schema_valid", "valid"),
+    ("parse_rate", "parses"),
+    ("tokens_per_s", "tok/s"),
+)
+
+
+def as_float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt_ratio(value: Any) -> str:
+    """A 0..1 rate as a percentage with one decimal; "-" when absent."""
+    number = as_float(value)
+    return "-" if number is None else f"{100 * number:.1f}%"
+
+
+def fmt_metric(key: str, value: Any) -> str:
+    number = as_float(value)
+    if number is None:
+        return "-"
+    if key in ("tokens_per_s",):
+        return f"{number:.1f}"
+    if key in ("n", "count", "n_examples"):
+        return str(int(number))
+    return fmt_ratio(number)
+
+
+def fmt_delta(key: str, value: Any) -> Text:
+    """A difference between two evaluations: green when it went up, red when down."""
+    number = as_float(value)
+    if number is None:
+        return Text("-", style="dim")
+    if key == "tokens_per_s":
+        label = f"{number:+.1f}"
+    elif key in ("n", "count", "n_examples"):
+        label = f"{int(number):+d}"
+    else:
+        label = f"{100 * number:+.1f}"
+    style = "green" if number > 1e-9 else "red" if number < -1e-9 else "dim"
+    return Text(label, style=style)
+
+
+def yes_no(value: Any) -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    return Text("yes", style="green") if bool(value) else Text("no", style="red")
+
+
+def rows_of(table: Any, key_name: str) -> list[dict]:
+    """A breakdown as a list of dicts whether the engine gave {key: {...}} or [{key_name: ...}]."""
+    if isinstance(table, dict):
+        rows = []
+        for key, value in table.items():
+            row = dict(value) if isinstance(value, dict) else {"value": value}
+            row.setdefault(key_name, key)
+            rows.append(row)
+        return rows
+    return [dict(r) for r in table or [] if isinstance(r, dict)]
+
+
+def count_of(row: dict) -> int:
+    for key in ("n", "count", "n_examples"):
+        if row.get(key) is not None:
+            return int(row[key])
+    return 0
+
+
+def loads(value: Any) -> Any:
+    """A JSON column of runs.db decoded, or the value itself when it is not JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def pretty_json(value: Any) -> str:
+    value = loads(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def short(value: Any, width: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def diff_table(diff: Iterable[dict] | None) -> Table | Text:
+    """The path-level diff as a table; an "ungrounded" tag marks a value absent from the prompt."""
+    rows = list(loads(diff) or [])
+    if not rows:
+        return Text("no differences", style="green")
+    table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
+    table.add_column("path", ratio=3, overflow="fold")
+    table.add_column("expected", ratio=3, overflow="fold")
+    table.add_column("got", ratio=3, overflow="fold")
+    table.add_column("kind", ratio=2)
+    for row in rows:
+        kind = Text(str(row.get("kind", "")), style="yellow")
+        if row.get("ungrounded"):
+            kind.append(" ungrounded", style="bold white on red")
+        missing = Text("—", style="dim")
+        expected = short(row["expected"], 60) if row.get("expected") is not None else missing
+        got = short(row["got"], 60) if row.get("got") is not None else missing
+        table.add_row(Text(str(row.get("path", "$")), style="cyan"), expected, got, kind)
+    return table
+
+
+class DiffView(Static):
+    """The path-level diff of one output against its expected JSON."""
+
+    def show(self, diff: Iterable[dict] | None) -> None:
+        self.update(diff_table(diff))
+
+
+class ExampleDetail(VerticalScroll):
+    """One prediction in full: scores, prompt, expected JSON, the model's output and the diff."""
+
+    DEFAULT_CSS = """
+    ExampleDetail { height: 1fr; }
+    ExampleDetail > Static { margin-bottom: 1; }
+    """
+
+    def compose(self):
+        yield Static("Select an example to see its prompt, output and diff.", id="detail-body")
+
+    def show(self, pred: dict) -> None:
+        header = Text.assemble(
+            (f"{pred.get('example_id', '?')}", "bold"),
+            f"  schema {pred.get('schema_id', '?')}  ",
+            ("exact " if pred.get("json_exact") else "not exact ", "bold"),
+            f"field F1 {fmt_ratio(pred.get('field_f1'))}  valid ",
+            yes_no(pred.get("schema_valid")),
+            "  failure ",
+            (str(pred.get("failure") or "none"), "magenta"),
+        )
+        got = pred.get("output_text") or ""
+        if pred.get("parse_error"):
+            got = f"{got}\n\n(does not parse: {pred['parse_error']})"
+        body = Group(
+            header,
+            Text(""),
+            Text("Prompt", style="bold underline"),
+            Text(str(pred.get("prompt") or "")),
+            Text(""),
+            Text("Expected", style="bold underline"),
+            Text(pretty_json(pred.get("expected"))),
+            Text(""),
+            Text("Got", style="bold underline"),
+            Text(got),
+            Text(""),
+            Text("Diff", style="bold underline"),
+            diff_table(pred.get("diff")),
+        )
+        self.query_one("#detail-body", Static).update(body)
+        self.scroll_home(animate=False)
+
+
+def adapter_path(db_path: str, adapter: str) -> str | None:
+    """An adapter given as a run id resolves to that training run's final adapter folder."""
+    adapter = (adapter or "").strip()
+    if not adapter:
+        return None
+    if not adapter.isdigit():
+        return adapter
+    from engine import runlog
+
+    run = runlog.get_run(runlog.connect(db_path), int(adapter))
+    if run is None or run.get("kind") != "train":
+        raise ValueError(f"adapter {adapter}: no training run with that id in {db_path}.")
+    if not run.get("out_dir"):
+        raise ValueError(f"adapter {adapter}: training run {adapter} has no output folder yet.")
+    return str(Path(run["out_dir"]) / "adapter")
+
+
+def error_message(exc: BaseException) -> str:
+    """One line a person can act on, from an engine error (never a traceback)."""
+    text = str(exc).strip() or exc.__class__.__name__
+    if isinstance(exc, (FileNotFoundError, OSError)) and getattr(exc, "filename", None):
+        text = f"{exc.filename}: {exc.strerror or text}"
+    return text.splitlines()[0] if len(text) > 300 else text
+
+
+def fill_compare(pane, a: int, b: int, result: dict) -> None:
+    """Lay out engine.evaluate.compare(db, a, b) in the Evaluate pane's Compare tab."""
+    from textual.widgets import DataTable
+
+    overall_a = result.get("a") or {}
+    overall_b = result.get("b") or {}
+    summary = Text(f"A = evaluation {a}    B = evaluation {b}\n", style="bold")
+    for key, label in OVERALL_METRICS:
+        summary.append(f"{label} ", style="dim")
+        summary.append(f"{fmt_metric(key, _overall(overall_a).get(key))} → "
+                       f"{fmt_metric(key, _overall(overall_b).get(key))} ")
+        delta = as_float(_overall(overall_b).get(key))
+        base = as_float(_overall(overall_a).get(key))
+        summary.append_text(fmt_delta(key, None if delta is None or base is None
+                                      else delta - base))
+        summary.append("   ")
+    pane.query_one("#ev-compare-summary").update(summary)
+
+    schemas = pane.query_one("#ev-compare-schemas", DataTable)
+    schemas.clear(columns=True)
+    schemas.add_columns("schema", "n", "JSONExact A", "B", "Δ", "field F1 A", "B", "Δ")
+    for row in rows_of(result.get("by_schema"), "schema_id"):
+        ra, rb = row.get("a") or {}, row.get("b") or {}
+        cells = [str(row["schema_id"]), str(count_of(rb) or count_of(ra))]
+        for key in ("json_exact", "field_f1"):
+            va, vb = as_float(ra.get(key)), as_float(rb.get(key))
+            delta = row.get(f"delta_{key}", (row.get("delta") or {}).get(key))
+            if delta is None and va is not None and vb is not None:
+                delta = vb - va
+            cells += [fmt_ratio(va), fmt_ratio(vb), fmt_delta(key, delta)]
+        schemas.add_row(*cells)
+
+    flips = pane.query_one("#ev-compare-flips", DataTable)
+    flips.clear(columns=True)
+    flips.add_columns("example", "schema", "A", "B")
+    for row in result.get("flipped") or []:
+        was, now = bool(row.get("a_exact")), bool(row.get("b_exact"))
+        flips.add_row(
+            str(row.get("example_id")), str(row.get("schema_id", "")),
+            Text("exact" if was else "wrong", style="green" if was else "red"),
+            Text("exact" if now else "wrong", style="green" if now else "red"),
+        )
+
+
+def _overall(block: dict) -> dict:
+    return block.get("overall", block) if isinstance(block, dict) else {}
