@@ -1,0 +1,469 @@
+"""Validation of data sets: every problem an example can have, as typed findings.
+
+Loading problems come from engine.data; this module adds the content checks: json_schema,
+arithmetic (declared rules, engine.rules), ungrounded values, duplicates, train/test leaks,
+token lengths, and records the whole report in the run log as a `validate` run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.data import SchemaRegistry, file_sha256, find_schemas_dir, load_examples
+from engine.rules import RuleError, RuleSet, check_rule, resolve_rules
+from engine.types import SEVERITIES, Example, Finding
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ValidationReport:
+    """Everything found in a set of files: the examples that loaded and every finding."""
+
+    files: list[str]
+    examples: list[Example] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    unreadable_files: list[str] = field(default_factory=list)  # inputs that could not be opened
+    schemas_dir: str | None = None
+    rules_sources: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    elapsed_s: float = 0.0
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.examples)
+
+    @property
+    def by_kind(self) -> dict[str, int]:
+        return dict(Counter(f.kind for f in self.findings).most_common())
+
+    @property
+    def by_severity(self) -> dict[str, int]:
+        counts = Counter(f.severity for f in self.findings)
+        return {s: counts.get(s, 0) for s in SEVERITIES}
+
+    @property
+    def by_schema(self) -> dict[str, int]:
+        """Findings per schema id (loading problems without an example count as `-`)."""
+        schema_of = {e.id: e.schema_id for e in self.examples}
+        counts = Counter(schema_of.get(f.example_id, "-") for f in self.findings)
+        return dict(counts.most_common())
+
+    @property
+    def n_errors(self) -> int:
+        return self.by_severity["error"]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "examples": self.n_examples,
+            "errors": self.by_severity["error"],
+            "warnings": self.by_severity["warning"],
+            "infos": self.by_severity["info"],
+            "by_kind": self.by_kind,
+            "files": self.files,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        keys = ("kind", "severity", "example_id", "line", "path", "message", "file")
+        return {
+            "examples": self.n_examples,
+            "findings": [{k: getattr(f, k) for k in keys} for f in self.findings],
+            "by_kind": self.by_kind,
+            "by_severity": self.by_severity,
+            "by_schema": self.by_schema,
+            "files": self.files,
+            "schemas_dir": self.schemas_dir,
+            "rules": self.rules_sources,
+        }
+
+
+def validate_files(
+    paths: list[str | Path],
+    schemas_dir: str | Path | None = None,
+    rules_file: str | Path | None = None,
+    tokenizer: Any = None,
+    max_seq_len: int | None = None,
+    max_new_tokens: int | None = None,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Load and check every file; `tokenizer` is a tokenizer or a model spec (e.g. "tiny").
+
+    Raises engine.models.ModelError only when a tokenizer spec cannot be loaded.
+    """
+    paths = [Path(p) for p in paths]
+    if schemas_dir is None and paths:
+        schemas_dir = find_schemas_dir(paths[0])
+    report = ValidationReport(
+        files=[str(p) for p in paths], schemas_dir=str(schemas_dir) if schemas_dir else None
+    )
+    registry = SchemaRegistry.from_dir(schemas_dir)
+    report.findings.extend(registry.findings)
+    try:
+        ruleset = resolve_rules(rules_file, schemas_dir)
+    except RuleError as exc:
+        ruleset = RuleSet()
+        source = str(rules_file or Path(schemas_dir or ".") / "rules.yaml")
+        report.findings.extend(
+            Finding(
+                "invalid_rules",
+                "error",
+                f"{p}; arithmetic is not checked until it is fixed",
+                file=source,
+            )
+            for p in exc.problems
+        )
+    report.rules_sources = ruleset.sources
+    for path in paths:
+        loaded = load_examples(path, registry)
+        if not loaded.readable:
+            report.unreadable_files.append(str(path))
+        report.examples.extend(loaded.examples)
+        report.findings.extend(loaded.findings)
+
+    total = len(report.examples)
+    if progress:
+        progress(0, total)
+    step = max(1, total // 100)
+    checker = _ContentChecker(registry, ruleset)
+    for done, example in enumerate(report.examples, start=1):
+        report.findings.extend(checker.check(example))
+        if progress and (done % step == 0 or done == total):
+            progress(done, total)
+    report.findings.extend(duplicate_findings(report.examples))
+    report.findings.extend(length_findings(report.examples, tokenizer, max_seq_len, max_new_tokens))
+    report.elapsed_s = time.time() - report.started
+    return report
+
+
+class _ContentChecker:
+    """Per-example checks, with compiled schema validators cached across examples."""
+
+    def __init__(self, registry: SchemaRegistry, ruleset: RuleSet) -> None:
+        self.registry = registry
+        self.ruleset = ruleset
+        self._validators: dict[str, Any] = {}
+
+    def schema_of(self, example: Example) -> dict | None:
+        return example.inline_schema or self.registry.get(example.schema_id)
+
+    def _validator(self, schema: dict):
+        from jsonschema import Draft7Validator
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._validators:
+            self._validators[key] = Draft7Validator(schema, format_checker=format_checker())
+        return self._validators[key]
+
+    def check(self, example: Example) -> list[Finding]:
+        schema = self.schema_of(example)
+        found = []
+
+        def add(kind: str, severity: str, message: str, path: str | None) -> None:
+            found.append(
+                Finding(kind, severity, message, example.id, example.line, path, example.file)
+            )
+
+        if schema is not None:
+            errors = sorted(
+                self._validator(schema).iter_errors(example.expected),
+                key=lambda e: list(map(str, e.absolute_path)),
+            )
+            for error in errors:
+                path = json_path(error.absolute_path)
+                add(
+                    "json_schema",
+                    "error",
+                    f"{path}: {error.message} (schema "
+                    f"{example.schema_id!r}); fix the expected output or the schema",
+                    path,
+                )
+        rules = self.ruleset.for_schema(example.schema_id, schema)
+        for rule in rules:
+            for v in check_rule(rule, example.expected):
+                add("arithmetic", "error", v.message, v.path)
+        for path, value, enum in ungrounded_values(example.prompt, example.expected, schema):
+            hint = " (an enum label: perhaps inferred rather than extracted)" if enum else ""
+            add(
+                "ungrounded",
+                "warning",
+                f"{path} = {value!r} does not occur in the prompt{hint}; "
+                "a model cannot copy it: check the value or the prompt",
+                path,
+            )
+        return found
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+def format_checker():
+    """Draft-07 format checks, except that `date-time` may omit the UTC offset.
+
+    RFC 3339 requires an offset, but data sets routinely write local times without one
+    (every EdgeJSON timestamp does); flagging hundreds of those would bury real problems.
+    """
+    from datetime import datetime
+
+    from jsonschema import FormatChecker
+
+    checker = FormatChecker()
+
+    @checker.checks("date-time", raises=ValueError)
+    def _date_time(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        if not _DATE_TIME.fullmatch(value):
+            return False
+        datetime.fromisoformat(value[:19].replace(" ", "T").replace("t", "T"))
+        return True
+
+    return checker
+
+
+def json_path(parts) -> str:
+    """`$.items[0].quantity` from a jsonschema error path."""
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_]\w*", str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+# --- grounding ------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def normalise_text(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _loose(text: str) -> str:
+    """Case, spacing and punctuation folded away: "Full-Time," and "full time" match."""
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
+
+
+def prompt_numbers(text: str) -> set[float]:
+    """Numbers written in a prompt, however formatted: 1200, 1,200, 1200.00, $1,200."""
+    numbers = set()
+    for match in _NUMBER.finditer(text):
+        token = match.group().rstrip(",")
+        candidates = [token.replace(",", "")] + token.split(",")
+        if match.start() > 0 and text[match.start() - 1].isalnum():
+            candidates.append(token.lstrip("-").replace(",", ""))  # "A-12" is 12, not -12
+        for c in candidates:
+            try:
+                numbers.add(float(c))
+            except ValueError:
+                pass
+    return numbers
+
+
+def _leaves(value: Any, path: str = "$", schema: Any = None):
+    """(path, leaf value, schema of that leaf) for every scalar in a JSON value."""
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for key, sub in value.items():
+            yield from _leaves(sub, json_path([key]).replace("$", path, 1), props.get(key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _leaves(sub, f"{path}[{i}]", schema.get("items"))
+    else:
+        yield path, value, schema
+
+
+def ungrounded_values(prompt: str, expected: Any, schema: dict | None = None):
+    """(path, value, is_enum) for each leaf of `expected` that the prompt does not contain.
+
+    Booleans and nulls are skipped: a prompt says "remote-friendly", not "true".
+    """
+    text, loose, numbers = normalise_text(prompt), None, None
+    for path, value, leaf_schema in _leaves(expected, "$", schema):
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            numbers = prompt_numbers(prompt) if numbers is None else numbers
+            if any(abs(n - value) <= 1e-6 * max(1.0, abs(value)) for n in numbers):
+                continue
+        elif isinstance(value, str):
+            norm = normalise_text(value)
+            if not norm or norm in text:
+                continue
+            loose = _loose(prompt) if loose is None else loose
+            if _loose(value) and _loose(value) in loose:
+                continue
+        yield path, value, "enum" in leaf_schema
+
+
+# --- duplicates, leaks, lengths -------------------------------------------------------------
+
+
+def duplicate_findings(examples: list[Example]) -> list[Finding]:
+    """`duplicate` (warning) for a prompt seen before; `leak` (error) for a test prompt in train."""
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for e in examples:
+        groups[normalise_text(e.prompt)].append(e)
+    found = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        train = [e for e in group if e.split == "train"]
+        for i, e in enumerate(group[1:], start=1):
+            first = group[0]
+            if e.split == "test" and train:
+                continue  # reported as a leak below
+            if first.split == "test" and e.split == "train":
+                continue
+            differs = " with a different expected output" if e.expected != first.expected else ""
+            found.append(
+                Finding(
+                    "duplicate",
+                    "warning",
+                    (f"same prompt as {first.id} ({_where(first)}){differs}; delete one of them"),
+                    e.id,
+                    e.line,
+                    None,
+                    e.file,
+                )
+            )
+        if train:
+            for e in group:
+                if e.split == "test":
+                    t = train[0]
+                    found.append(
+                        Finding(
+                            "leak",
+                            "error",
+                            (
+                                f"test example has the same prompt as train example {t.id} ({_where(t)}); "
+                                "remove it from one split or the test score is inflated"
+                            ),
+                            e.id,
+                            e.line,
+                            None,
+                            e.file,
+                        )
+                    )
+    return found
+
+
+def _where(e: Example) -> str:
+    return f"{Path(e.file).name}:{e.line}" if e.file else f"line {e.line}"
+
+
+def _lengths(examples: list[Example], tokenizer) -> tuple[list[int], list[int]]:
+    """(prompt template + target + EOS, target alone) token counts per example."""
+    from engine.prompt import render_prompt, render_target
+
+    prompts = [render_prompt(e.prompt, e.schema_id) for e in examples]
+    targets = [render_target(e.expected) for e in examples]
+    if not examples:
+        return [], []
+    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    t_ids = tokenizer(targets, add_special_tokens=False)["input_ids"]
+    return [len(p) + len(t) + 1 for p, t in zip(p_ids, t_ids)], [len(t) for t in t_ids]
+
+
+def token_lengths(examples: list[Example], tokenizer) -> list[int]:
+    """Tokens per example as trained: the prompt template, the target and EOS."""
+    return _lengths(examples, tokenizer)[0]
+
+
+def length_findings(
+    examples: list[Example], tokenizer: Any, max_seq_len: int | None, max_new_tokens: int | None
+) -> list[Finding]:
+    if tokenizer is None:
+        return [
+            Finding(
+                "length",
+                "info",
+                "token-length check skipped: pass --tokenizer SPEC "
+                "(e.g. tiny, or a model folder) with --max-seq-len N and/or "
+                "--max-new-tokens N to find examples that would be truncated",
+            )
+        ]
+    if isinstance(tokenizer, str):
+        from engine.models import load_tokenizer
+
+        tokenizer = load_tokenizer(tokenizer)
+    totals, targets = _lengths(examples, tokenizer)
+    found = []
+    for e, total, target in zip(examples, totals, targets):
+        messages = []
+        if max_seq_len and total > max_seq_len:
+            messages.append(
+                f"{total} tokens (prompt template + output + EOS) exceed --max-seq-len "
+                f"{max_seq_len}: training would truncate it; raise the limit or shorten it"
+            )
+        if max_new_tokens and target > max_new_tokens:
+            messages.append(
+                f"the output alone is {target} tokens, over --max-new-tokens {max_new_tokens}: "
+                "decoding can never finish it; raise the limit"
+            )
+        found.extend(Finding("length", "error", m, e.id, e.line, None, e.file) for m in messages)
+    if not max_seq_len and not max_new_tokens and totals:
+        i = max(range(len(totals)), key=totals.__getitem__)
+        found.append(
+            Finding(
+                "length",
+                "info",
+                (
+                    f"longest example {examples[i].id}: {totals[i]} tokens, output {targets[i]}; "
+                    "pass --max-seq-len/--max-new-tokens to check against your limits"
+                ),
+            )
+        )
+    return found
+
+
+# --- run log --------------------------------------------------------------------------------
+
+
+def record_validation(db, report: ValidationReport, config: dict) -> int:
+    """Store the report as a `validate` run with one validation_issues row per finding."""
+    from engine import runlog
+
+    dataset_ids = []
+    for file in report.files:
+        if file in report.unreadable_files:
+            continue
+        examples = [e for e in report.examples if e.file == file]
+        dataset_ids.append(
+            runlog.upsert_dataset(
+                db,
+                file,
+                file_sha256(file),
+                len(examples),
+                len({e.schema_id for e in examples}),
+                dict(Counter(e.complexity or "unknown" for e in examples)),
+            )
+        )
+    run_id = runlog.create_run(
+        db,
+        "validate",
+        config,
+        name="validate " + ", ".join(Path(f).name for f in report.files),
+        data_path=";".join(report.files),
+        dataset_id=dataset_ids[0] if dataset_ids else None,
+        started=report.started,
+    )
+    runlog.insert_rows(
+        db,
+        "validation_issues",
+        ({"run_id": run_id, **{k: v for k, v in f.to_dict().items()}} for f in report.findings),
+    )
+    runlog.finish_run(db, run_id, "completed", summary=report.summary())
+    return run_id
