@@ -1,0 +1,90 @@
+"""The help screen (`?`): every key binding of the app and of each pane. The same list feeds the
+command palette, so every action has a key, a line here and a palette entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.dom import DOMNode
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+
+@dataclass(frozen=True)
+class ActionEntry:
+    """One bound action: where it lives, its key(s) and what it does."""
+
+    pane: str  # pane title, or "" for app-wide actions
+    pane_id: str | None
+    keys: str
+    description: str
+    action: str
+    namespace: DOMNode
+
+
+def _bindings(node: DOMNode) -> list[Binding]:
+    out = []
+    for item in getattr(node, "BINDINGS", []):
+        if isinstance(item, Binding):
+            out.append(item)
+        elif isinstance(item, tuple) and len(item) >= 2:
+            out.append(Binding(*item))
+    return out
+
+
+def _display_keys(binding: Binding, app: App) -> str:
+    keys = [app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(",")]
+    return " / ".join(keys)
+
+
+def collect_actions(app: App, panes: list[tuple[str, str, DOMNode]]) -> list[ActionEntry]:
+    """App-wide actions, then each pane's, skipping bindings without a description."""
+    entries: list[ActionEntry] = []
+    for binding in _bindings(app):
+        if binding.description:
+            entries.append(
+                ActionEntry("", None, _display_keys(binding, app), binding.description,
+                            binding.action, app)
+            )
+    for pane_id, title, widget in panes:
+        for binding in _bindings(widget):
+            if binding.description:
+                entries.append(
+                    ActionEntry(title, pane_id, _display_keys(binding, app),
+                                binding.description, binding.action, widget)
+                )
+    return entries
+
+
+class HelpScreen(ModalScreen[None]):
+    """A table of every binding; any of escape, q or ? closes it."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical {
+        width: 90; max-width: 100%; height: 90%; border: thick $accent; background: $surface;
+        padding: 0 1;
+    }
+    HelpScreen DataTable { height: 1fr; }
+    HelpScreen Label { width: 100%; }
+    """
+
+    def __init__(self, entries: list[ActionEntry]) -> None:
+        super().__init__()
+        self.entries = entries
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("[b]SchemaLab keys[/b]  (ctrl+p: command palette · escape closes)")
+            table = DataTable(cursor_type="row", zebra_stripes=True)
+            table.add_columns("Where", "Key", "Action")
+            for entry in self.entries:
+                table.add_row(entry.pane or "everywhere", entry.keys, entry.description)
+            yield table
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,229 @@
+"""Small widgets and helpers shared by the panes: a JSON viewer that highlights a path, a yes/no
+modal, and formatting of times and durations taken from stored values (never from "now", so the
+same run log always renders the same way)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+# Background of the lines that hold the path a finding points at.
+HIGHLIGHT_STYLE = "bold on #5f1f1f"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def open_db(path: str):
+    """A fresh run-log connection; each worker thread opens its own."""
+    from engine import runlog
+
+    return runlog.connect(path)
+
+
+def format_time(ts: float | None) -> str:
+    """A stored timestamp as local `YYYY-MM-DD HH:MM`."""
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def format_duration(seconds: float | None) -> str:
+    """`42s`, `3m05s`, `2h04m`; `-` when unknown."""
+    if seconds is None or seconds < 0:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def run_duration(run: dict) -> float | None:
+    """How long a run took (or has run, up to its last heartbeat), from stored values only."""
+    start = run.get("started")
+    end = run.get("ended") or run.get("heartbeat")
+    if not start or not end:
+        return None
+    return max(0.0, end - start)
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if _IDENT.match(key) else f"{path}[{json.dumps(key)}]"
+
+
+def json_lines(value: Any) -> tuple[str, dict[str, tuple[int, int]]]:
+    """Pretty JSON (two-space indent) and, for every path, the (first, last) line it spans."""
+    lines: list[str] = []
+    spans: dict[str, tuple[int, int]] = {}
+
+    def emit(val: Any, path: str, depth: int, prefix: str, trailing: str) -> None:
+        pad = "  " * depth
+        start = len(lines)
+        if isinstance(val, dict) and val:
+            lines.append(f"{pad}{prefix}{{")
+            items = list(val.items())
+            for i, (k, v) in enumerate(items):
+                sep = "," if i < len(items) - 1 else ""
+                emit(v, _key_path(path, str(k)), depth + 1, json.dumps(str(k)) + ": ", sep)
+            lines.append(f"{pad}}}{trailing}")
+        elif isinstance(val, list) and val:
+            lines.append(f"{pad}{prefix}[")
+            for i, v in enumerate(val):
+                emit(v, f"{path}[{i}]", depth + 1, "", "," if i < len(val) - 1 else "")
+            lines.append(f"{pad}]{trailing}")
+        else:
+            lines.append(f"{pad}{prefix}{json.dumps(val, ensure_ascii=False)}{trailing}")
+        spans[path] = (start, len(lines) - 1)
+
+    emit(value, "$", 0, "", "")
+    return "\n".join(lines), spans
+
+
+def normalize_path(path: str | None) -> str | None:
+    """A finding's path in the `$.a[0].b` form, whatever form it came in (`a.b`, `/a/0/b`)."""
+    if not path:
+        return None
+    path = path.strip()
+    if path.startswith("/"):  # JSON pointer
+        out = "$"
+        for part in path.strip("/").split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            out = f"{out}[{part}]" if part.isdigit() else _key_path(out, part)
+        return out
+    if not path.startswith("$"):
+        path = "$." + path if not path.startswith("[") else "$" + path
+    return re.sub(r"\['([^'\]]*)'\]", lambda m: f"[{json.dumps(m.group(1))}]", path)
+
+
+def _path_parents(path: str) -> list[str]:
+    """`$.a[0].b` -> [`$.a[0].b`, `$.a[0]`, `$.a`, `$`] (to highlight the closest existing one)."""
+    out = [path]
+    while True:
+        m = re.match(r"^(.*)(\.[^.\[]+|\[[^\]]*\])$", path)
+        if not m or not m.group(1):
+            break
+        path = m.group(1)
+        out.append(path)
+    return out
+
+
+class JsonView(Static):
+    """Syntax-highlighted JSON; the lines of `highlight` paths get a red background."""
+
+    DEFAULT_CSS = "JsonView { height: auto; }"
+
+    def show(self, value: Any, highlight: list[str] | None = None) -> None:
+        text, spans = json_lines(value)
+        rich_text = Syntax(text, "json", theme="ansi_dark", word_wrap=True).highlight(text)
+        rich_text.rstrip()
+        starts = [0]
+        for line in text.split("\n"):
+            starts.append(starts[-1] + len(line) + 1)
+        for raw in highlight or []:
+            norm = normalize_path(raw)
+            if norm is None:
+                continue
+            for candidate in _path_parents(norm):
+                if candidate in spans and candidate != "$":
+                    first, last = spans[candidate]
+                    rich_text.stylize(HIGHLIGHT_STYLE, starts[first], starts[last + 1] - 1)
+                    break
+        self.update(rich_text)
+
+    def show_text(self, message: str) -> None:
+        self.update(Text(message, style="dim"))
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Asks a yes/no question; dismisses with True for yes."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical {
+        width: 64; max-width: 95%; height: auto; padding: 1 2;
+        border: thick $warning; background: $surface;
+    }
+    ConfirmScreen Label { width: 100%; margin-bottom: 1; }
+    ConfirmScreen Horizontal { height: auto; align-horizontal: right; }
+    ConfirmScreen Button { margin-left: 2; }
+    """
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__()
+        self.question = question
+        self.yes_label = yes
+        self.no_label = no
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question, id="question")
+            with Horizontal():
+                yield Button(f"{self.no_label} (n)", id="no", compact=True)
+                yield Button(f"{self.yes_label} (y)", id="yes", variant="warning", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+def short_error(exc: BaseException) -> str:
+    """An engine error as one line a person can act on (no traceback)."""
+    message = str(exc).strip() or exc.__class__.__name__
+    problems = getattr(exc, "problems", None)
+    if problems:
+        message = "; ".join(str(p) for p in problems)
+    return message
+
+
+class PathScreen(ModalScreen["str | None"]):
+    """Asks for a file path; dismisses with the path, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    PathScreen { align: center middle; }
+    PathScreen > Vertical {
+        width: 72; max-width: 95%; height: auto; padding: 1 2;
+        border: thick $accent; background: $surface;
+    }
+    PathScreen Label { width: 100%; }
+    """
+
+    def __init__(self, title: str, value: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        with Vertical():
+            yield Label(f"{self.title_text}  (enter: ok, escape: cancel)")
+            yield Input(self.value, id="path-input")
+
+    def on_input_submitted(self, event) -> None:
+        event.stop()
+        value = event.value.strip()
+        self.dismiss(value or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
