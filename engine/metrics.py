@@ -29,8 +29,11 @@ FAILURE_ORDER = (
 FORMATS = ("lenient", "strict")
 
 # A date-time with the zone optional (EdgeJSON writes many without one); strict RFC 3339 needs it.
+# Also the pattern the constrained grammar uses, so fields are range-checked; optional groups
+# are written {0,1} because xgrammar 0.2.8 misreads a group followed by `?`.
 LENIENT_DATE_TIME = (
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9]([.][0-9]+){0,1}([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]){0,1}$"
 )
 
 
@@ -77,32 +80,48 @@ def _next_top_level_brace(text: str, start: int) -> int:
     return text.find("{", nxt)
 
 
-def json_object_end(text: str) -> int | None:
-    """Index just past the `}` closing the first top-level object in `text`, or None.
+class JsonCloseTracker:
+    """Finds where the first top-level JSON object closes in text fed piece by piece.
 
-    Counts brace depth outside strings (with backslash escapes); the same rule decoding uses
-    to stop a sequence.
+    Counts brace depth outside strings (with backslash escapes); quotes before the first `{` do
+    not open strings. Decoding uses it to stop a sequence; parsing uses it to find object ends.
     """
-    depth = 0
-    in_string = False
-    escaped = False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+        self.seen = 0  # characters fed so far
+        self.closed_at: int | None = None  # index just past the closing `}`
+
+    def feed(self, text: str) -> int | None:
+        """Feed more text; the index (in all text fed) just past the closing `}`, once closed."""
+        if self.closed_at is not None:
+            return self.closed_at
+        for i, ch in enumerate(text):
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif ch == "\\":
+                    self.escaped = True
+                elif ch == '"':
+                    self.in_string = False
             elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = depth > 0
-        elif ch == "{":
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
+                self.in_string = self.depth > 0
+            elif ch == "{":
+                self.depth += 1
+            elif ch == "}" and self.depth > 0:
+                self.depth -= 1
+                if self.depth == 0:
+                    self.closed_at = self.seen + i + 1
+                    break
+        self.seen += len(text)
+        return self.closed_at
+
+
+def json_object_end(text: str) -> int | None:
+    """Index just past the `}` closing the first top-level object in `text`, or None."""
+    return JsonCloseTracker().feed(text)
 
 
 # ---------------------------------------------------------------- equality and types
