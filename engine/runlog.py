@@ -286,6 +286,12 @@ def metrics(
     return [dict(r) for r in db.query(sql, params)]
 
 
+def delete_metrics_after(db: sqlite_utils.Database, run_id: int, step: int) -> None:
+    """Drop a run's metric rows past `step`: a resumed run redoes those steps from a checkpoint."""
+    with db.conn:
+        db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", [run_id, step])
+
+
 def add_checkpoint(
     db: sqlite_utils.Database,
     run_id: int,
