@@ -68,12 +68,15 @@ def test_registry_missing_folder(tmp_path):
 
 def test_three_record_shapes(tmp_path, schemas):
     inline = {**NOTE, "properties": {**NOTE["properties"], "a": {"type": "string"}}}
-    path = write_lines(tmp_path / "train.jsonl", [
-        rec(id="a", schema_id="note", complexity="medium", teacher="t"),
-        rec(id="b", schema_id="memo", schema_name="memo"),
-        rec(id="c", schema_name="note"),
-        rec(id="d", schema_id="own", schema=inline),
-    ])
+    path = write_lines(
+        tmp_path / "train.jsonl",
+        [
+            rec(id="a", schema_id="note", complexity="medium", teacher="t"),
+            rec(id="b", schema_id="memo", schema_name="memo"),
+            rec(id="c", schema_name="note"),
+            rec(id="d", schema_id="own", schema=inline),
+        ],
+    )
     res = load_examples(path, SchemaRegistry.from_dir(schemas))
     ex = {e.id: e for e in res.examples}
     assert list(ex) == ["a", "b", "c", "d"]
@@ -93,18 +96,21 @@ def test_three_record_shapes(tmp_path, schemas):
 
 
 def test_every_bad_line_is_a_finding_and_the_rest_loads(tmp_path, schemas):
-    path = write_lines(tmp_path / "data.jsonl", [
-        rec(id="ok1", schema_id="note"),
-        b'{"id": "cut", "prompt": "abc',
-        b"[1, 2, 3]",
-        json.dumps({"id": "noexp", "schema_id": "note", "prompt": "x"}),
-        json.dumps({"id": "noschema", "prompt": "x", "expected_output": {}}),
-        rec(id="unk", schema_id="ghost"),
-        b'{"id": "latin", "schema_id": "note", "prompt": "caf\xe9", "expected_output": {}}',
-        rec(id="badinline", schema={"type": 12}),
-        b"",
-        rec(id="ok2", schema_id="note"),
-    ])
+    path = write_lines(
+        tmp_path / "data.jsonl",
+        [
+            rec(id="ok1", schema_id="note"),
+            b'{"id": "cut", "prompt": "abc',
+            b"[1, 2, 3]",
+            json.dumps({"id": "noexp", "schema_id": "note", "prompt": "x"}),
+            json.dumps({"id": "noschema", "prompt": "x", "expected_output": {}}),
+            rec(id="unk", schema_id="ghost"),
+            b'{"id": "latin", "schema_id": "note", "prompt": "caf\xe9", "expected_output": {}}',
+            rec(id="badinline", schema={"type": 12}),
+            b"",
+            rec(id="ok2", schema_id="note"),
+        ],
+    )
     res = load_examples(path, SchemaRegistry.from_dir(schemas))
     got = {(f.kind, f.line, f.example_id) for f in res.findings}
     assert got == {
@@ -146,8 +152,10 @@ def test_split_from_field_name_and_argument(tmp_path):
     assert split_from_name(tmp_path / "edgejson_test_v1.jsonl") == "test"
     assert split_from_name(tmp_path / "train_v2.jsonl") == "train"
     assert split_from_name(tmp_path / "broken.jsonl") is None
-    path = write_lines(tmp_path / "all.jsonl", [rec(id="a", schema_id="n", split="test"),
-                                                rec(id="b", schema_id="n")])
+    path = write_lines(
+        tmp_path / "all.jsonl",
+        [rec(id="a", schema_id="n", split="test"), rec(id="b", schema_id="n")],
+    )
     assert [e.split for e in load_examples(path).examples] == ["test", None]
     assert [e.split for e in load_examples(path, split="train").examples] == ["test", "train"]
 

@@ -55,25 +55,28 @@ def test_sum_forms():
     assert ev("max(1, abs(-3)) + round(2.346, 2) + min(tax, 9)", ORDER) == pytest.approx(5.85)
 
 
-@pytest.mark.parametrize("text", [
-    "__import__('os').system('true')",
-    "items.__class__",
-    "open('x')",
-    "(lambda: 1)()",
-    "[1, 2][0]",
-    "a if b else c",
-    "2 ** 8",
-    "'text'",
-    "True",
-    "a and b",
-    "items[0]",
-    "sum(x for x in items)",
-    "sum(items[*].qty * items[*].price)",
-    "print(1)",
-    "a.b()",
-    "",
-    "1 +",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('true')",
+        "items.__class__",
+        "open('x')",
+        "(lambda: 1)()",
+        "[1, 2][0]",
+        "a if b else c",
+        "2 ** 8",
+        "'text'",
+        "True",
+        "a and b",
+        "items[0]",
+        "sum(x for x in items)",
+        "sum(items[*].qty * items[*].price)",
+        "print(1)",
+        "a.b()",
+        "",
+        "1 +",
+    ],
+)
 def test_unsafe_or_unsupported_expressions_are_rejected(text):
     with pytest.raises(RuleError):
         compile_expression(text)
@@ -87,9 +90,13 @@ schemas:
       check: total
       equals: quantity * unit_price
 """)
-    doc = {"line_items": [{"quantity": 2, "unit_price": 5, "total": 10.01},
-                          {"quantity": 3, "unit_price": 5, "total": 16},
-                          {"quantity": 3, "unit_price": 5}]}
+    doc = {
+        "line_items": [
+            {"quantity": 2, "unit_price": 5, "total": 10.01},
+            {"quantity": 3, "unit_price": 5, "total": 16},
+            {"quantity": 3, "unit_price": 5},
+        ]
+    }
     (v,) = check_rule(rule, doc)
     assert v.path == "$.line_items[1].total" and v.actual == 16 and v.computed == 15
     assert "16" in v.message and "15" in v.message and "off by 1" in v.message
@@ -115,15 +122,18 @@ schemas:
     assert check_rule(rules[1], {**doc, "grand": "nine"}) == []  # not a number: skipped
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("schemas: {po: [{check: total}]}", "equals"),
-    ("schemas: {po: [{check: total, equals: '1', colour: red}]}", "unknown key"),
-    ("schemas: {po: [{check: total, equals: 'os.system(1)'}]}", "not allowed"),
-    ("schemas: {po: [{check: 'a b', equals: '1'}]}", "field name"),
-    ("schemas: {po: [{check: t, equals: '1', tolerance: -1}]}", "tolerance"),
-    ("schemas: {po: {check: t}}", "list"),
-    ("rules: []", "schemas"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("schemas: {po: [{check: total}]}", "equals"),
+        ("schemas: {po: [{check: total, equals: '1', colour: red}]}", "unknown key"),
+        ("schemas: {po: [{check: total, equals: 'os.system(1)'}]}", "not allowed"),
+        ("schemas: {po: [{check: 'a b', equals: '1'}]}", "field name"),
+        ("schemas: {po: [{check: t, equals: '1', tolerance: -1}]}", "tolerance"),
+        ("schemas: {po: {check: t}}", "list"),
+        ("rules: []", "schemas"),
+    ],
+)
 def test_bad_rule_files_say_what_is_wrong(text, fragment):
     with pytest.raises(RuleError) as info:
         parse_rules(yaml.safe_load(text), "r.yaml")
@@ -147,8 +157,7 @@ schemas:
     - {check: grand, equals: 'sum(items, qty * price) + (tax or 0)'}
 """)
     item = {"type": "object", "properties": {"qty": {}, "price": {}, "total": {}}}
-    schema = {"properties": {"items": {"type": "array", "items": item}, "grand": {},
-                             "tax": {}}}
+    schema = {"properties": {"items": {"type": "array", "items": item}, "grand": {}, "tax": {}}}
     assert rule_fits(rule, schema) and rule_fits(total, schema)
     del item["properties"]["price"]
     assert not rule_fits(rule, schema) and not rule_fits(total, schema)

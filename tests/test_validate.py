@@ -26,9 +26,17 @@ ORDER_SCHEMA = {
         "buyer": {"type": "string"},
         "email": {"type": "string", "format": "email"},
         "status": {"type": "string", "enum": ["open", "paid"]},
-        "items": {"type": "array", "items": {"type": "object", "properties": {
-            "qty": {"type": "integer", "minimum": 1}, "price": {"type": "number"},
-            "total": {"type": "number"}}}},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "qty": {"type": "integer", "minimum": 1},
+                    "price": {"type": "number"},
+                    "total": {"type": "number"},
+                },
+            },
+        },
         "subtotal": {"type": "number"},
         "shipping": {"type": "number"},
         "total": {"type": "number"},
@@ -50,8 +58,14 @@ schemas:
 
 
 def order(**over):
-    out = {"buyer": "Ada Byron", "email": "ada@example.org", "status": "open",
-           "items": [{"qty": 2, "price": 600, "total": 1200}], "subtotal": 1200, "total": 1200}
+    out = {
+        "buyer": "Ada Byron",
+        "email": "ada@example.org",
+        "status": "open",
+        "items": [{"qty": 2, "price": 600, "total": 1200}],
+        "subtotal": 1200,
+        "total": 1200,
+    }
     out.update(over)
     return out
 
@@ -75,13 +89,21 @@ def data(tmp_path):
 
 
 def rec(i, expected=None, prompt=PROMPT):
-    return {"id": f"e{i}", "schema_id": "order", "complexity": "medium", "prompt": prompt,
-            "expected_output": expected if expected is not None else order()}
+    return {
+        "id": f"e{i}",
+        "schema_id": "order",
+        "complexity": "medium",
+        "prompt": prompt,
+        "expected_output": expected if expected is not None else order(),
+    }
 
 
 def kinds(report, example_id=None):
-    return sorted((f.kind, f.severity, f.path) for f in report.findings
-                  if f.kind != "length" and (example_id is None or f.example_id == example_id))
+    return sorted(
+        (f.kind, f.severity, f.path)
+        for f in report.findings
+        if f.kind != "length" and (example_id is None or f.example_id == example_id)
+    )
 
 
 def test_clean_example_has_no_findings(data):
@@ -110,12 +132,17 @@ def test_date_time_format_accepts_missing_offset_but_not_nonsense():
 
 
 def test_arithmetic_findings_per_failed_rule(data):
-    wrong_line = order(items=[{"qty": 2, "price": 600, "total": 1100}], subtotal=1100,
-                       total=1100)
+    wrong_line = order(items=[{"qty": 2, "price": 600, "total": 1100}], subtotal=1100, total=1100)
     no_subtotal = order(total=1300)
     del no_subtotal["subtotal"]
-    report = validate_files([data("d.jsonl", [
-        rec(1, wrong_line, PROMPT + " 1100"), rec(2, no_subtotal, PROMPT + " 1300")])])
+    report = validate_files(
+        [
+            data(
+                "d.jsonl",
+                [rec(1, wrong_line, PROMPT + " 1100"), rec(2, no_subtotal, PROMPT + " 1300")],
+            )
+        ]
+    )
     assert kinds(report, "e1") == [("arithmetic", "error", "$.items[0].total")]
     assert kinds(report, "e2") == [("arithmetic", "error", "$.total")]
     msg = next(f.message for f in report.findings if f.example_id == "e2")
@@ -134,8 +161,16 @@ def test_ungrounded_values_after_normalising():
     numbers = prompt_numbers("paid $1,200.00, then 1200, -3.5 C, A-12, 1,2,3")
     assert {1200.0, -3.5, 12.0, 1.0, 2.0, 3.0} <= numbers
     prompt = "BUYER:  ada   BYRON; 2 x 600 = 1,200.00 (Full-Time)"
-    expected = {"buyer": "Ada Byron", "n": 1200, "p": 600.0, "kind": "full time",
-                "flag": True, "none": None, "status": "paid", "tags": ["zzz"]}
+    expected = {
+        "buyer": "Ada Byron",
+        "n": 1200,
+        "p": 600.0,
+        "kind": "full time",
+        "flag": True,
+        "none": None,
+        "status": "paid",
+        "tags": ["zzz"],
+    }
     schema = {"properties": {"status": {"enum": ["open", "paid"]}}}
     got = list(ungrounded_values(prompt, expected, schema))
     assert got == [("$.status", "paid", True), ("$.tags[0]", "zzz", False)]
@@ -153,8 +188,11 @@ def test_duplicates_and_leaks(data):
     train = data("train.jsonl", [rec(1), rec(2, prompt=PROMPT.upper()), rec(3, prompt=other)])
     test = data("test.jsonl", [rec(4, prompt="  " + other), rec(5, prompt=other + " again")])
     report = validate_files([train, test])
-    dup = [(f.kind, f.severity, f.example_id) for f in report.findings
-           if f.kind in ("duplicate", "leak")]
+    dup = [
+        (f.kind, f.severity, f.example_id)
+        for f in report.findings
+        if f.kind in ("duplicate", "leak")
+    ]
     assert dup == [("duplicate", "warning", "e2"), ("leak", "error", "e4")]
     leak = next(f for f in report.findings if f.kind == "leak")
     assert "e3" in leak.message and "train.jsonl:3" in leak.message
@@ -177,7 +215,9 @@ def test_length_check_with_a_tokenizer(tiny_model_path):
     assert totals[0] < 40 < 100 < totals[1]
     found = length_findings([short, long], tok, max_seq_len=totals[0] + 1, max_new_tokens=20)
     assert [(f.kind, f.severity, f.example_id) for f in found] == [
-        ("length", "error", "long"), ("length", "error", "long")]
+        ("length", "error", "long"),
+        ("length", "error", "long"),
+    ]
     assert str(totals[1]) in found[0].message
     (note,) = length_findings([short, long], tok, None, None)
     assert note.severity == "info" and "long" in note.message
@@ -185,21 +225,25 @@ def test_length_check_with_a_tokenizer(tiny_model_path):
 
 def test_progress_and_report_json(data):
     calls = []
-    report = validate_files([data("d.jsonl", [rec(i) for i in range(5)])],
-                            progress=lambda done, total: calls.append((done, total)))
+    report = validate_files(
+        [data("d.jsonl", [rec(i) for i in range(5)])],
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert calls[0] == (0, 5) and calls[-1] == (5, 5)
     doc = report.to_json()
     assert doc["examples"] == 5 and doc["by_kind"] == {"duplicate": 4, "length": 1}
-    assert set(doc["findings"][0]) >= {"kind", "severity", "example_id", "line", "path",
-                                       "message"}
+    assert set(doc["findings"][0]) >= {"kind", "severity", "example_id", "line", "path", "message"}
     assert report.by_severity == {"error": 0, "warning": 4, "info": 1}
 
 
 def test_unknown_schema_skips_schema_checks_but_keeps_others(data, tmp_path):
-    report = validate_files([data("d.jsonl", [{**rec(1, order(buyer="Zed")),
-                                               "schema_id": "ghost"}])])
+    report = validate_files(
+        [data("d.jsonl", [{**rec(1, order(buyer="Zed")), "schema_id": "ghost"}])]
+    )
     assert [f.kind for f in report.findings if f.severity != "info"] == [
-        "unknown_schema", "ungrounded"]
+        "unknown_schema",
+        "ungrounded",
+    ]
 
 
 def test_record_validation_stores_run_issues_and_dataset(data, db_path):
@@ -212,8 +256,9 @@ def test_record_validation_stores_run_issues_and_dataset(data, db_path):
     assert run["kind"] == "validate" and run["status"] == "completed"
     assert run["summary"]["examples"] == 2 and run["summary"]["errors"] == 1
     assert run["config"] == {"data": [str(path)]}
-    rows = list(db.query("SELECT kind, example_id FROM validation_issues WHERE run_id = ?",
-                         [run_id]))
+    rows = list(
+        db.query("SELECT kind, example_id FROM validation_issues WHERE run_id = ?", [run_id])
+    )
     assert len(rows) == len(report.findings)
     assert {"kind": "ungrounded", "example_id": "e2"} in rows
     (ds,) = list(db.query("SELECT * FROM datasets"))
