@@ -35,7 +35,6 @@ from tui.playground import preset_names
 from tui.results import (
     OVERALL_METRICS,
     ExampleDetail,
-    adapter_path,
     count_of,
     error_message,
     fill_compare,
@@ -264,16 +263,15 @@ class EvaluatePane(Vertical):
             self.post_message(self.Progress(done, total, running_exact))
 
         try:
-            from engine.evaluate import run_evaluation
-
             from engine import runlog
             from engine.decoding import decoding_from
+            from engine.evaluate import run_evaluation
 
             db = runlog.connect(self.db_path)
             run_id = run_evaluation(
                 db, request.model, request.data,
-                adapter=adapter_path(self.db_path, request.adapter),
-                decoding=decoding_from(request.preset, {}), constrained=request.constrained,
+                adapter=request.adapter or None,
+                decoding=decoding_from(request.preset), constrained=request.constrained,
                 limit=request.limit, batch_size=request.batch_size,
                 progress=progress, cancel=cancel,
             )

@@ -24,7 +24,7 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, 
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from tui.results import DiffView, adapter_path, error_message, short, yes_no
+from tui.results import DiffView, error_message, short, yes_no
 
 SIDES = ("a", "b")
 FALLBACK_PRESETS = ("greedy", "loop-guard")
@@ -54,6 +54,7 @@ class ColumnRequest:
     schema_id: str
     schema: dict | None
     example: Any  # engine.types.Example with the expected output, or None
+    max_new_tokens: int | None = None  # overrides the preset's limit when set
 
 
 class PlaygroundColumn(Vertical):
@@ -258,6 +259,7 @@ class PlaygroundPane(Vertical):
     PlaygroundPane #pg-top { height: 1; }
     PlaygroundPane #pg-top Label { width: auto; padding-right: 1; }
     PlaygroundPane #pg-schema { width: 24; }
+    PlaygroundPane #pg-max-tokens { width: 8; }
     PlaygroundPane #pg-example { width: 1fr; color: $text-muted; }
     PlaygroundPane #pg-top Button { min-width: 10; margin-left: 1; }
     PlaygroundPane #pg-prompt { height: 6; }
@@ -311,6 +313,8 @@ class PlaygroundPane(Vertical):
             yield Label("schema")
             yield Input(placeholder="schema id", id="pg-schema", compact=True)
             yield Static("typed prompt (p picks a data set example)", id="pg-example")
+            yield Label("max tokens")
+            yield Input(placeholder="preset", type="integer", id="pg-max-tokens", compact=True)
             yield Button("Generate", id="pg-generate", variant="primary", compact=True)
             yield Button("Cancel", id="pg-cancel", compact=True)
         yield TextArea(id="pg-prompt", placeholder="Text to extract JSON from", compact=True)
@@ -402,11 +406,14 @@ class PlaygroundPane(Vertical):
         schema_id = self.query_one("#pg-schema", Input).value.strip() or "unknown"
         example = self.example if self.example and self.example.schema_id == schema_id else None
         schema = self.schema if example is not None else None
+        limit = self.query_one("#pg-max-tokens", Input).value.strip()
+        max_new_tokens = int(limit) if limit.isdigit() and int(limit) > 0 else None
         for side in SIDES:
             column = self.column(side)
             model, adapter, preset, constrained = column.settings()
             request = ColumnRequest(
-                side, model, adapter, preset, constrained, prompt, schema_id, schema, example
+                side, model, adapter, preset, constrained, prompt, schema_id, schema, example,
+                max_new_tokens,
             )
             column.reset()
             self._cancel[side].set()  # stops a previous stream in this column
@@ -439,11 +446,13 @@ class PlaygroundPane(Vertical):
                 return
             from engine.decoding import decoding_from
 
-            config = decoding_from(request.preset, {})
+            overrides = [f"max_new_tokens={request.max_new_tokens}"] if request.max_new_tokens else []
+            config = decoding_from(request.preset, overrides)
             self.post_message(self.Status(side, "decoding…"))
             pieces: list[str] = []
             pending: list[str] = []
             started = last_post = time.perf_counter()
+            generator.last = None
             for piece in generator.stream(
                 request.prompt, request.schema_id, request.schema, config,
                 constrained=request.constrained, cancel=cancel,
@@ -459,10 +468,15 @@ class PlaygroundPane(Vertical):
             elapsed = time.perf_counter() - started
             if pending:
                 self.post_message(self.Piece(side, "".join(pending)))
-            result = self._score(request, "".join(pieces))
+            # The engine's own count and time for the answer; pieces as a fallback.
+            last = getattr(generator, "last", None)
+            n_tokens = getattr(last, "n_tokens", None) or len(pieces)
+            seconds = getattr(last, "latency_s", None) or elapsed
+            truncated = bool(getattr(last, "truncated", False))
+            result = self._score(request, "".join(pieces), truncated)
             result.update(
-                n_tokens=len(pieces),
-                tokens_per_s=len(pieces) / elapsed if elapsed > 0 else 0.0,
+                n_tokens=n_tokens,
+                tokens_per_s=n_tokens / seconds if seconds > 0 else 0.0,
                 cancelled=cancel.is_set() or worker.is_cancelled,
             )
             self.post_message(self.Done(side, result))
@@ -470,21 +484,22 @@ class PlaygroundPane(Vertical):
             self.post_message(self.Failed(side, error_message(exc)))
 
     def _generator(self, request: ColumnRequest):
-        """The cached Generator for (model, adapter), loaded here in the worker when new."""
-        adapter = adapter_path(self.db_path, request.adapter)
-        key = (request.model, adapter)
-        with self._generator_lock:  # both columns on one model load it once
-            generator = self._generators.get(key)
-            if generator is None:
-                self.post_message(self.Status(request.side, f"loading model {request.model}…"))
-                from engine.decoding import Generator
+        """A Generator for this column over the cached weights of (model, adapter); the weights
+        load here, in the worker, the first time. Each column gets its own light Generator so
+        its figures (`last`) stay its own while both share one copy of the model."""
+        from engine.decoding import Generator
 
-                generator = Generator(request.model, adapter=adapter)
-                self._generators[key] = generator
-        return generator
+        key = (request.model, request.adapter or None)
+        with self._generator_lock:  # both columns on one model load it once
+            base = self._generators.get(key)
+            if base is None:
+                self.post_message(self.Status(request.side, f"loading model {request.model}…"))
+                base = Generator(request.model, adapter=request.adapter or None, db=self.db_path)
+                self._generators[key] = base
+        return Generator(request.model, model=base.model, tokenizer=base.tokenizer)
 
     @staticmethod
-    def _score(request: ColumnRequest, text: str) -> dict:
+    def _score(request: ColumnRequest, text: str, truncated: bool) -> dict:
         """Parse, validity and (with an expected output) the diff, all from engine.metrics."""
         from engine.metrics import score
         from engine.types import Example
@@ -494,7 +509,7 @@ class PlaygroundPane(Vertical):
         if example is None:  # parse and validity still apply; exact match and diff do not
             example = Example(id="playground", schema_id=request.schema_id,
                               prompt=request.prompt, expected={})
-        scores = dict(score(example, text, request.schema))
+        scores = dict(score(example, text, request.schema, truncated=truncated))
         scores["has_expected"] = has_expected
         if not has_expected:
             scores.update(json_exact=None, diff=[])

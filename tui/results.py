@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -184,23 +183,6 @@ class ExampleDetail(VerticalScroll):
         )
         self.query_one("#detail-body", Static).update(body)
         self.scroll_home(animate=False)
-
-
-def adapter_path(db_path: str, adapter: str) -> str | None:
-    """An adapter given as a run id resolves to that training run's final adapter folder."""
-    adapter = (adapter or "").strip()
-    if not adapter:
-        return None
-    if not adapter.isdigit():
-        return adapter
-    from engine import runlog
-
-    run = runlog.get_run(runlog.connect(db_path), int(adapter))
-    if run is None or run.get("kind") != "train":
-        raise ValueError(f"adapter {adapter}: no training run with that id in {db_path}.")
-    if not run.get("out_dir"):
-        raise ValueError(f"adapter {adapter}: training run {adapter} has no output folder yet.")
-    return str(Path(run["out_dir"]) / "adapter")
 
 
 def error_message(exc: BaseException) -> str:
