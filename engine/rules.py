@@ -146,8 +146,10 @@ def compile_expression(text: str) -> ast.Expression:
     if "[*]" in source:
         raise RuleError(
             [
-                (f"expression {text!r}: [*] is only allowed as sum(path[*].field); "
-                "write sum(path, expression) to sum an expression over each element")
+                (
+                    f"expression {text!r}: [*] is only allowed as sum(path[*].field); "
+                    "write sum(path, expression) to sum an expression over each element"
+                )
             ]
         )
     try:

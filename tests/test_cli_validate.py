@@ -14,7 +14,9 @@ def cli(*args, db=None):
     cmd = [sys.executable, "-m", "engine", *map(str, args)]
     if db is not None:
         cmd += ["--db", str(db)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(
+        cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
 
 
 def validate_json(*args, db=None):

@@ -161,7 +161,7 @@ def test_split_from_field_name_and_argument(tmp_path):
 
 
 def test_infer_complexity_from_structure():
-    obj = lambda props: {"type": "object", "properties": props}  # noqa: E731
+    obj = lambda props: {"type": "object", "properties": props}
     s = {"type": "string"}
     assert infer_complexity(obj({"a": s, "b": s})) == "simple"
     assert infer_complexity(obj({f"f{i}": s for i in range(9)})) == "medium"
