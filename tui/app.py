@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 from functools import partial
+from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -101,7 +102,7 @@ class SchemaLabApp(App):
         super().__init__()
         self.db_path = str(db_path)
         self.dataset_paths = [str(p) for p in (dataset_paths or ["datasets"])]
-        self.sub_title = self.db_path
+        self.sub_title = Path(self.db_path).name
 
     def compose(self) -> ComposeResult:
         yield Header(icon="")

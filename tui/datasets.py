@@ -370,13 +370,10 @@ class DatasetsPane(Vertical):
             from engine.validate import record_validation, validate_files
 
             schemas_dir = find_schemas_dir(paths[0])
-            rules = schemas_dir / "rules.yaml" if schemas_dir else None
-            rules = rules if rules and rules.exists() else None
-            report = validate_files(paths, schemas_dir=schemas_dir, rules_file=rules,
-                                    progress=progress)
+            report = validate_files(paths, schemas_dir=schemas_dir, progress=progress)
             config = {"paths": [str(Path(p).resolve()) for p in paths],
                       "schemas_dir": str(schemas_dir) if schemas_dir else None,
-                      "rules_file": str(rules) if rules else None}
+                      "rules": report.rules_sources}
             db = open_db(self.db_path)
             try:
                 run_id = record_validation(db, report, config)
@@ -512,7 +509,7 @@ def run_files(db, run_id: int) -> list[str]:
             value = [value]
         files.extend(str(v) for v in value or [])
     if rows[0]["data_path"]:
-        files.extend(rows[0]["data_path"].split(","))
+        files.extend(rows[0]["data_path"].replace(",", ";").split(";"))
     files.extend(
         r["file"] for r in db.query(
             "SELECT DISTINCT file FROM validation_issues WHERE run_id = ? AND file IS NOT NULL",

@@ -76,7 +76,8 @@ def key_figure(db, run: dict) -> str:
         }
         if not counts:
             return "no findings" if run["status"] == "completed" else ""
-        return ", ".join(f"{counts[s]} {s}" for s in ("error", "warning", "info") if s in counts)
+        short = {"error": "err", "warning": "warn", "info": "info"}
+        return " ".join(f"{counts[s]} {short[s]}" for s in short if s in counts)
     return ""
 
 

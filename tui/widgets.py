@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from typing import Any
 
@@ -22,11 +23,16 @@ HIGHLIGHT_STYLE = "bold on #5f1f1f"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_CONNECT_LOCK = threading.Lock()
+
+
 def open_db(path: str):
-    """A fresh run-log connection; each worker thread opens its own."""
+    """A fresh run-log connection; each worker thread opens its own. Connecting is serialised
+    so two workers never both create a new run log's tables."""
     from engine import runlog
 
-    return runlog.connect(path)
+    with _CONNECT_LOCK:
+        return runlog.connect(path)
 
 
 def format_time(ts: float | None) -> str:
