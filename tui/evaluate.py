@@ -64,6 +64,7 @@ class EvalRequest:
     constrained: bool
     limit: int | None
     batch_size: int
+    max_new_tokens: int | None = None  # overrides the preset's limit when set
 
 
 class EvaluatePane(Vertical):
@@ -85,7 +86,8 @@ class EvaluatePane(Vertical):
     EvaluatePane .form-row Input { width: 1fr; margin-right: 1; }
     EvaluatePane #ev-data { width: 2fr; }
     EvaluatePane #ev-preset { width: 1fr; margin-right: 1; }
-    EvaluatePane #ev-limit, EvaluatePane #ev-batch { width: 8; }
+    EvaluatePane #ev-limit, EvaluatePane #ev-max-tokens { width: 7; }
+    EvaluatePane #ev-batch { width: 4; }
     EvaluatePane .form-row Checkbox { width: auto; margin-right: 1; }
     EvaluatePane .form-row Button { min-width: 8; }
     EvaluatePane #ev-progress-row { height: 1; }
@@ -135,6 +137,8 @@ class EvaluatePane(Vertical):
         self.marked: list[int] = []  # up to two evaluations picked for Compare
         self._cancel = threading.Event()
         self._db = None
+        self._generators: dict = {}
+        self._progress_text = ""
 
     @property
     def db(self):
@@ -160,6 +164,8 @@ class EvaluatePane(Vertical):
             yield Input(placeholder="all", type="integer", id="ev-limit", compact=True)
             yield Label("batch")
             yield Input("8", type="integer", id="ev-batch", compact=True)
+            yield Label("max tok")
+            yield Input(placeholder="preset", type="integer", id="ev-max-tokens", compact=True)
             yield Button("Run", id="ev-run", variant="primary", compact=True)
         with Horizontal(id="ev-progress-row"):
             yield ProgressBar(id="ev-progress", show_eta=False)
@@ -220,6 +226,7 @@ class EvaluatePane(Vertical):
             return None
         limit = self.query_one("#ev-limit", Input).value.strip()
         batch = self.query_one("#ev-batch", Input).value.strip()
+        max_tokens = self.query_one("#ev-max-tokens", Input).value.strip()
         return EvalRequest(
             model=self.query_one("#ev-model", Input).value.strip() or "tiny",
             adapter=self.query_one("#ev-adapter", Input).value.strip(),
@@ -228,6 +235,7 @@ class EvaluatePane(Vertical):
             constrained=self.query_one("#ev-constrained", Checkbox).value,
             limit=int(limit) if limit.lstrip("-").isdigit() and int(limit) > 0 else None,
             batch_size=max(1, int(batch)) if batch.isdigit() else 8,
+            max_new_tokens=int(max_tokens) if max_tokens.isdigit() and int(max_tokens) else None,
         )
 
     @on(Button.Pressed, "#ev-run")
@@ -244,6 +252,7 @@ class EvaluatePane(Vertical):
         self._cancel = threading.Event()
         bar = self.query_one("#ev-progress", ProgressBar)
         bar.update(total=None, progress=0)
+        self._progress_text = "nothing scored"
         self.query_one("#ev-running", Label).update(f"loading {request.model}…")
         self.run_evaluation(request, self._cancel)
 
@@ -268,31 +277,42 @@ class EvaluatePane(Vertical):
             from engine.evaluate import run_evaluation
 
             db = runlog.connect(self.db_path)
+            limit = request.max_new_tokens
+            overrides = [f"max_new_tokens={limit}"] if limit else []
             run_id = run_evaluation(
                 db, request.model, request.data,
                 adapter=request.adapter or None,
-                decoding=decoding_from(request.preset), constrained=request.constrained,
+                decoding=decoding_from(request.preset, overrides), constrained=request.constrained,
                 limit=request.limit, batch_size=request.batch_size,
-                progress=progress, cancel=cancel,
+                progress=progress, cancel=cancel, generator=self._generator(request, db),
             )
         except Exception as exc:  # the engine's message becomes a notification
             self.post_message(self.Failed(error_message(exc)))
             return
         self.post_message(self.Finished(run_id, cancel.is_set() or worker.is_cancelled))
 
+    def _generator(self, request: EvalRequest, db):
+        """The Generator for (model, adapter), loaded in the worker once and kept for reruns."""
+        from engine.decoding import Generator
+
+        key = (request.model, request.adapter or None)
+        if key not in self._generators:
+            self._generators.clear()  # one model in memory at a time
+            self._generators[key] = Generator(request.model, request.adapter or None, db=db)
+        return self._generators[key]
+
     def on_evaluate_pane_progress(self, message: Progress) -> None:
         self.query_one("#ev-progress", ProgressBar).update(
             total=message.total, progress=message.done
         )
         running = fmt_ratio(message.running_exact)
-        self.query_one("#ev-running", Label).update(
-            f"{message.done}/{message.total} scored  JSONExact so far {running}"
-        )
+        self._progress_text = f"{message.done}/{message.total} scored  JSONExact {running}"
+        self.query_one("#ev-running", Label).update(self._progress_text)
 
     def on_evaluate_pane_finished(self, message: Finished) -> None:
         label = self.query_one("#ev-running", Label)
-        label.update(f"evaluation {message.run_id} " + ("cancelled" if message.cancelled
-                                                        else "finished"))
+        state = "cancelled" if message.cancelled else "finished"
+        label.update(f"evaluation {message.run_id} {state}: {self._progress_text}")
         self.refresh_history()
         if message.run_id is not None:
             self.show_run(message.run_id)
@@ -443,7 +463,7 @@ class EvaluatePane(Vertical):
         for run in runlog.list_runs(self.db, kind="eval"):
             ev = scores.get(run["id"], {})
             config = _json(run.get("config"))
-            decoding = _json(ev.get("decoding")).get("preset") or config.get("preset") or ""
+            decoding = preset_label(_json(ev.get("decoding")) or config.get("decoding") or {})
             if ev.get("constrained") or config.get("constrained"):
                 decoding = f"{decoding}+constrained".lstrip("+")
             table.add_row(
@@ -514,13 +534,25 @@ class EvaluatePane(Vertical):
         except Exception as exc:
             self.notify(f"compare {a} with {b}: {error_message(exc)}", severity="error")
             return
-        fill_compare(self, int(a), int(b), result)
+        fill_compare(self, result)
         self.query_one("#ev-tabs", TabbedContent).active = "ev-compare"
         self.query_one("#ev-compare-schemas", DataTable).focus()
 
     # Tab switches inside this pane are its own business, not the app's.
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         event.stop()
+
+
+def preset_label(decoding: dict) -> str:
+    """The preset a stored decoding config matches, else "custom"."""
+    try:
+        from engine.decoding import PRESETS
+    except ImportError:
+        return "?"
+    for name, cfg in PRESETS.items():
+        if all(decoding.get(k) == v for k, v in cfg.to_dict().items()):
+            return name
+    return "custom" if decoding else "?"
 
 
 def _top_failure(failures, schema_id: str) -> str:

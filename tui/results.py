@@ -126,6 +126,10 @@ def diff_table(diff: Iterable[dict] | None) -> Table | Text:
     table.add_column("kind", ratio=2)
     for row in rows:
         kind = Text(str(row.get("kind", "")), style="yellow")
+        if row.get("message"):  # a schema error: its message says what is wrong
+            table.add_row(Text(str(row.get("path", "$")), style="cyan"),
+                          Text(str(row["message"]), style="red"), "", kind)
+            continue
         if row.get("ungrounded"):
             kind.append(" ungrounded", style="bold white on red")
         missing = Text("—", style="dim")
@@ -193,49 +197,44 @@ def error_message(exc: BaseException) -> str:
     return text.splitlines()[0] if len(text) > 300 else text
 
 
-def fill_compare(pane, a: int, b: int, result: dict) -> None:
-    """Lay out engine.evaluate.compare(db, a, b) in the Evaluate pane's Compare tab."""
+def fill_compare(pane, result: dict) -> None:
+    """Lay out engine.evaluate.compare(db, a, b) (B minus A) in the Evaluate pane's Compare tab."""
     from textual.widgets import DataTable
 
-    overall_a = result.get("a") or {}
-    overall_b = result.get("b") or {}
-    summary = Text(f"A = evaluation {a}    B = evaluation {b}\n", style="bold")
-    for key, label in OVERALL_METRICS:
+    keys = (("json_exact", "JSONExact"), ("field_f1", "field F1"), ("leaf_f1", "leaf F1"),
+            ("schema_valid", "valid"))
+    summary = Text(f"A = evaluation {result.get('a')}   B = evaluation {result.get('b')}   "
+                   f"{result.get('n_common', 0)} examples in common\n", style="bold")
+    overall = result.get("overall") or {}
+    for key, label in keys:
+        cell = overall.get(key) or {}
         summary.append(f"{label} ", style="dim")
-        summary.append(f"{fmt_metric(key, _overall(overall_a).get(key))} → "
-                       f"{fmt_metric(key, _overall(overall_b).get(key))} ")
-        delta = as_float(_overall(overall_b).get(key))
-        base = as_float(_overall(overall_a).get(key))
-        summary.append_text(fmt_delta(key, None if delta is None or base is None
-                                      else delta - base))
+        summary.append(f"{fmt_ratio(cell.get('a'))} → {fmt_ratio(cell.get('b'))} ")
+        summary.append_text(fmt_delta(key, cell.get("delta")))
         summary.append("   ")
     pane.query_one("#ev-compare-summary").update(summary)
 
     schemas = pane.query_one("#ev-compare-schemas", DataTable)
     schemas.clear(columns=True)
-    schemas.add_columns("schema", "n", "JSONExact A", "B", "Δ", "field F1 A", "B", "Δ")
-    for row in rows_of(result.get("by_schema"), "schema_id"):
-        ra, rb = row.get("a") or {}, row.get("b") or {}
-        cells = [str(row["schema_id"]), str(count_of(rb) or count_of(ra))]
-        for key in ("json_exact", "field_f1"):
-            va, vb = as_float(ra.get(key)), as_float(rb.get(key))
-            delta = row.get(f"delta_{key}", (row.get("delta") or {}).get(key))
-            if delta is None and va is not None and vb is not None:
-                delta = vb - va
-            cells += [fmt_ratio(va), fmt_ratio(vb), fmt_delta(key, delta)]
-        schemas.add_row(*cells)
+    schemas.add_columns("schema", "n A/B", "JSONExact A", "B", "Δ", "field F1 Δ", "valid Δ")
+    for name, row in (result.get("by_schema") or {}).items():
+        exact = row.get("json_exact") or {}
+        schemas.add_row(
+            str(name), f"{row.get('n_a', 0)}/{row.get('n_b', 0)}",
+            fmt_ratio(exact.get("a")), fmt_ratio(exact.get("b")),
+            fmt_delta("json_exact", exact.get("delta")),
+            fmt_delta("field_f1", (row.get("field_f1") or {}).get("delta")),
+            fmt_delta("schema_valid", (row.get("schema_valid") or {}).get("delta")),
+            key=str(name),
+        )
 
     flips = pane.query_one("#ev-compare-flips", DataTable)
     flips.clear(columns=True)
-    flips.add_columns("example", "schema", "A", "B")
-    for row in result.get("flipped") or []:
-        was, now = bool(row.get("a_exact")), bool(row.get("b_exact"))
-        flips.add_row(
-            str(row.get("example_id")), str(row.get("schema_id", "")),
-            Text("exact" if was else "wrong", style="green" if was else "red"),
-            Text("exact" if now else "wrong", style="green" if now else "red"),
-        )
-
-
-def _overall(block: dict) -> dict:
-    return block.get("overall", block) if isinstance(block, dict) else {}
+    flips.add_columns("example", "schema", "A → B", "failure")
+    for kind, label, style, failure_key in (
+        ("fail_to_pass", "fixed", "green", "failure_a"),
+        ("pass_to_fail", "broke", "red", "failure_b"),
+    ):
+        for row in result.get(kind) or []:
+            flips.add_row(str(row.get("example_id")), str(row.get("schema_id", "")),
+                          Text(label, style=style), str(row.get(failure_key) or ""))
