@@ -1,0 +1,125 @@
+"""Evaluation runs in runs.db: predictions, aggregates, cancellation, compare, seed export."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from engine import evaluate, runlog
+from engine.decoding import Cancelled, Generation, decoding_from
+from engine.paths import SAMPLE_DIR
+from engine.prompt import render_target
+
+TEST = SAMPLE_DIR / "test.jsonl"
+
+
+class Oracle:
+    """A stand-in generator answering from the expected outputs: right when `right(i)`."""
+
+    adapter_run_id = None
+
+    def __init__(self, right, answers):
+        self.right, self.answers = right, answers
+
+    def generate(self, items, cfg, constrained=False, batch_size=8, cancel=None, *, formats,
+                 on_batch=None):
+        out = []
+        for start in range(0, len(items), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            idx = list(range(start, min(start + batch_size, len(items))))
+            gens = []
+            for i in idx:
+                text = self.answers[i] if self.right(i) else '{"nope": '
+                gens.append(Generation(text, 10, 0.01, not self.right(i)))
+            on_batch(idx, gens)
+            out += gens
+        return out
+
+
+@pytest.fixture(scope="module")
+def answers():
+    examples, _registry, _ = evaluate.load_data(TEST)
+    return [render_target(e.expected) for e in examples]
+
+
+def test_oracle_run_rows_and_report(db_path, answers):
+    calls = []
+    oracle = Oracle(lambda i: i % 2 == 0, answers)
+    run_id = evaluate.run_evaluation(
+        db_path, "oracle", TEST, limit=6, batch_size=4, generator=oracle,
+        progress=lambda *a: calls.append(a),
+    )
+    db = runlog.connect(db_path)
+    run = runlog.get_run(db, run_id)
+    assert run["kind"] == "eval" and run["status"] == "completed"
+    assert run["config"]["limit"] == 6 and run["config"]["formats"] == "lenient"
+    assert [c[:2] for c in calls] == [(4, 6), (6, 6)] and calls[-1][2] == pytest.approx(0.5)
+    report = evaluate.load_report(db, run_id)
+    assert report["overall"]["n"] == 6 and report["overall"]["json_exact"] == pytest.approx(0.5)
+    assert report["by_failure"] == {"truncated": 3}
+    assert sum(g["n"] for g in report["by_complexity"].values()) == 6
+    assert "lenient" == report["formats"] and "time zone" in report["formats_reason"]
+    row = db.execute("SELECT n_examples, json_exact FROM evaluations WHERE run_id = ?",
+                     [run_id]).fetchone()
+    assert row == (6, 0.5)
+    preds = evaluate.predictions(db, run_id)
+    assert len(preds) == 6 and preds[0]["json_exact"] == 1 and preds[0]["parsed"] is not None
+    failing = evaluate.predictions(db, run_id, failure="failing")
+    assert {p["failure"] for p in failing} == {"truncated"} and len(failing) == 3
+    one_schema = preds[0]["schema_id"]
+    assert all(p["schema_id"] == one_schema
+               for p in evaluate.predictions(db, run_id, schema=one_schema))
+
+
+def test_compare_flips_and_seed_export(db_path, answers, tmp_path):
+    a = evaluate.run_evaluation(db_path, "oracle", TEST, limit=6,
+                                generator=Oracle(lambda i: True, answers))
+    b = evaluate.run_evaluation(db_path, "oracle", TEST, limit=6,
+                                generator=Oracle(lambda i: i != 2, answers))
+    result = evaluate.compare(db_path, a, b)
+    assert [f["failure_b"] for f in result["pass_to_fail"]] == ["truncated"]
+    assert result["fail_to_pass"] == [] and result["n_common"] == 6
+    assert result["overall"]["json_exact"]["delta"] == pytest.approx(-1 / 6)
+    path = evaluate.export_seed_format(db_path, b, tmp_path / "seed.json")
+    seed = json.loads(path.read_text())
+    agg = seed["aggregate"]
+    assert agg["total_examples"] == 6 and agg["json_exact_score"] == pytest.approx(5 / 6)
+    assert set(agg) >= {"model_name", "avg_field_f1", "schema_compliance_rate", "avg_latency_ms",
+                        "tokens_per_sec", "by_complexity", "by_schema"}
+    first = seed["individual_results"][0]
+    assert set(first) == {"prompt", "expected_output", "model_output", "model_output_parsed",
+                          "json_exact", "field_f1", "schema_compliance", "latency_ms",
+                          "complexity", "schema_name", "error"}
+    with pytest.raises(evaluate.EvaluationError, match="no run 99"):
+        evaluate.load_report(db_path, 99)
+
+
+def test_cancel_keeps_done_batches(db_path, answers):
+    stop = threading.Event()
+    run_id = evaluate.run_evaluation(
+        db_path, "oracle", TEST, limit=6, batch_size=2, cancel=stop,
+        generator=Oracle(lambda i: True, answers), progress=lambda *a: stop.set(),
+    )
+    db = runlog.connect(db_path)
+    assert runlog.get_run(db, run_id)["status"] == "cancelled"
+    assert len(evaluate.predictions(db, run_id)) == 2
+    assert evaluate.load_report(db, run_id)["overall"]["n"] == 2
+
+
+def test_tiny_model_run_and_bad_data(db_path, tmp_path):
+    cfg = decoding_from("greedy", ["max_new_tokens=8"])
+    run_id = evaluate.run_evaluation(db_path, "tiny", TEST, decoding=cfg, limit=3,
+                                     constrained=True)
+    report = evaluate.load_report(db_path, run_id)
+    assert report["overall"]["n_tokens"] == 24 and report["overall"]["tokens_per_s"] > 0
+    assert report["grammar_disagrees"]["count"] == 0
+    assert report["by_failure"] == {"truncated": 3}
+    with pytest.raises(evaluate.EvaluationError, match="no such data file"):
+        evaluate.run_evaluation(db_path, "tiny", tmp_path / "missing.jsonl")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("not json\n")
+    with pytest.raises(evaluate.EvaluationError, match="no usable examples"):
+        evaluate.run_evaluation(db_path, "tiny", empty)
