@@ -91,7 +91,8 @@ class EvaluatePane(Vertical):
     EvaluatePane .form-row Checkbox { width: auto; margin-right: 1; }
     EvaluatePane .form-row Button { min-width: 8; }
     EvaluatePane #ev-progress-row { height: 1; }
-    EvaluatePane #ev-progress { width: auto; }
+    EvaluatePane #ev-progress { width: auto; display: none; }
+    EvaluatePane.running #ev-progress { display: block; }
     EvaluatePane #ev-running { width: 1fr; padding-left: 1; }
     EvaluatePane #ev-tabs { height: 1fr; }
     EvaluatePane TabPane { padding: 0; }
@@ -252,6 +253,7 @@ class EvaluatePane(Vertical):
         self._cancel = threading.Event()
         bar = self.query_one("#ev-progress", ProgressBar)
         bar.update(total=None, progress=0)
+        self.add_class("running")
         self._progress_text = "nothing scored"
         self.query_one("#ev-running", Label).update(f"loading {request.model}…")
         self.run_evaluation(request, self._cancel)
@@ -310,6 +312,7 @@ class EvaluatePane(Vertical):
         self.query_one("#ev-running", Label).update(self._progress_text)
 
     def on_evaluate_pane_finished(self, message: Finished) -> None:
+        self.remove_class("running")
         label = self.query_one("#ev-running", Label)
         state = "cancelled" if message.cancelled else "finished"
         label.update(f"evaluation {message.run_id} {state}: {self._progress_text}")
@@ -318,6 +321,7 @@ class EvaluatePane(Vertical):
             self.show_run(message.run_id)
 
     def on_evaluate_pane_failed(self, message: Failed) -> None:
+        self.remove_class("running")
         self.query_one("#ev-running", Label).update(Text("evaluation failed", style="red"))
         self.notify(message.message, title="Evaluation failed", severity="error")
 

@@ -147,7 +147,9 @@ class ExamplePicker(ModalScreen):
     BINDINGS = [Binding("escape", "dismiss_none", "Close")]
     DEFAULT_CSS = """
     ExamplePicker { align: center middle; }
-    ExamplePicker > Vertical { width: 90%; height: 90%; border: thick $primary; background: $surface; }
+    ExamplePicker > Vertical {
+        width: 90%; height: 90%; border: thick $primary; background: $surface;
+    }
     ExamplePicker #picker-sets { height: 6; }
     ExamplePicker #picker-examples { height: 1fr; }
     """
@@ -167,9 +169,9 @@ class ExamplePicker(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Data set (enter to open), then an example (enter to use it); escape closes")
+            yield Label("Data set (enter opens it), then an example (enter uses it); escape closes")
             yield OptionList(id="picker-sets")
-            yield Input(placeholder="filter by id, schema or text", id="picker-filter", compact=True)
+            yield Input(placeholder="filter: id, schema or text", id="picker-filter", compact=True)
             yield OptionList(id="picker-examples")
 
     def on_mount(self) -> None:
@@ -194,7 +196,8 @@ class ExamplePicker(ModalScreen):
         for info in found:
             sets.add_option(Option(f"{info.name}  ({info.n_examples} examples)  {info.path}"))
         if not found:
-            sets.add_option(Option(f"no data sets under {', '.join(self.dataset_paths)}", disabled=True))
+            where = ", ".join(self.dataset_paths)
+            sets.add_option(Option(f"no data sets under {where}", disabled=True))
         sets.focus()
 
     @on(OptionList.OptionSelected, "#picker-sets")
@@ -446,7 +449,8 @@ class PlaygroundPane(Vertical):
                 return
             from engine.decoding import decoding_from
 
-            overrides = [f"max_new_tokens={request.max_new_tokens}"] if request.max_new_tokens else []
+            limit = request.max_new_tokens
+            overrides = [f"max_new_tokens={limit}"] if limit else []
             config = decoding_from(request.preset, overrides)
             self.post_message(self.Status(side, "decoding…"))
             pieces: list[str] = []

@@ -123,7 +123,7 @@ def diff_table(diff: Iterable[dict] | None) -> Table | Text:
     table.add_column("path", ratio=3, overflow="fold")
     table.add_column("expected", ratio=3, overflow="fold")
     table.add_column("got", ratio=3, overflow="fold")
-    table.add_column("kind", ratio=2)
+    table.add_column("kind", ratio=2, min_width=10)
     for row in rows:
         kind = Text(str(row.get("kind", "")), style="yellow")
         if row.get("message"):  # a schema error: its message says what is wrong
@@ -131,7 +131,8 @@ def diff_table(diff: Iterable[dict] | None) -> Table | Text:
                           Text(str(row["message"]), style="red"), "", kind)
             continue
         if row.get("ungrounded"):
-            kind.append(" ungrounded", style="bold white on red")
+            kind.append("\n")
+            kind.append("ungrounded", style="bold white on red")
         missing = Text("—", style="dim")
         expected = short(row["expected"], 60) if row.get("expected") is not None else missing
         got = short(row["got"], 60) if row.get("got") is not None else missing
@@ -167,23 +168,25 @@ class ExampleDetail(VerticalScroll):
             "  failure ",
             (str(pred.get("failure") or "none"), "magenta"),
         )
-        got = pred.get("output_text") or ""
+        got = Text(pred.get("output_text") or "")
         if pred.get("parse_error"):
-            got = f"{got}\n\n(does not parse: {pred['parse_error']})"
+            got.append(f"\n(does not parse: {pred['parse_error']})", style="red")
+        expected = loads(pred.get("expected"))
+        # The diff first: it is what a person drilling into a failure came for.
         body = Group(
             header,
+            Text("Diff", style="bold underline"),
+            diff_table(pred.get("diff")),
+            Text(""),
+            Text("Got", style="bold underline"),
+            got,
+            Text(""),
+            Text("Expected", style="bold underline"),
+            Text(expected if isinstance(expected, str)
+                 else json.dumps(expected, ensure_ascii=False)),
             Text(""),
             Text("Prompt", style="bold underline"),
             Text(str(pred.get("prompt") or "")),
-            Text(""),
-            Text("Expected", style="bold underline"),
-            Text(pretty_json(pred.get("expected"))),
-            Text(""),
-            Text("Got", style="bold underline"),
-            Text(got),
-            Text(""),
-            Text("Diff", style="bold underline"),
-            diff_table(pred.get("diff")),
         )
         self.query_one("#detail-body", Static).update(body)
         self.scroll_home(animate=False)
