@@ -1,0 +1,296 @@
+"""The training loop: setup, train, save, clean up, written out in full (no trainer framework).
+
+Loss is computed on target tokens only: the decoder runs on the whole batch, then the LM head
+runs only on the positions whose next token is trained (indices computed on the CPU by
+`collate`), which skips most of the vocabulary projection and needs no device-side sync.
+Losses are summed over tokens and divided by the target-token count of the whole accumulation
+window, so every target token weighs the same whatever batch it falls in.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from engine import runlog
+from engine.train.checkpoint import load_checkpoint, save_checkpoint
+from engine.train.data import TrainData, collate, epoch_batches, prepare_data, steps_per_epoch
+
+HEARTBEAT_S = 20.0
+
+
+@dataclass
+class Setup:
+    model: Any  # a PeftModel
+    tok: Any
+    data: TrainData
+    device: str
+    autocast: Any  # torch dtype for autocast, or None for plain fp32
+
+
+def precision_for(cfg, device: str):
+    """(weights dtype, autocast dtype or None) for the config's precision on `device`."""
+    import torch
+
+    if cfg.precision == "fp32":
+        return torch.float32, None
+    if device.startswith("cuda"):
+        if cfg.precision == "bf16" or torch.cuda.is_bf16_supported():
+            return torch.bfloat16, torch.bfloat16
+        return torch.float32, None
+    if cfg.precision == "bf16":  # explicit bf16 off CUDA: fp32 weights, bf16 autocast
+        return torch.float32, torch.bfloat16
+    return torch.float32, None
+
+
+def build_model(cfg, device: str | None = None) -> tuple[Any, Any, str, Any]:
+    """The base model with LoRA adapters attached, its tokenizer, device and autocast dtype."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from engine.models import default_device, load_model
+
+    device = device or default_device()
+    weights_dtype, autocast = precision_for(cfg, device)
+    base, tok = load_model(cfg.model, device=device, dtype=weights_dtype)
+    base.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    targets = cfg.target_modules if cfg.target_modules == "all-linear" else list(cfg.target_modules)
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are initialised from the RNG
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside peft
+            model = get_peft_model(base, lora)
+    except ValueError as exc:
+        raise ValueError(f"target_modules {targets}: {exc}") from exc
+    return model, tok, device, autocast
+
+
+def setup(cfg, device: str | None = None, log: Callable[[str], None] = print) -> Setup:
+    model, tok, device, autocast = build_model(cfg, device)
+    data = prepare_data(cfg, tok)
+    log(data.report.message())
+    return Setup(model, tok, data, device, autocast)
+
+
+def target_loss_sum(model, batch: dict, device: str, autocast):
+    """Summed cross-entropy over a batch's target tokens (prompt and pads contribute nothing)."""
+    import torch
+    import torch.nn.functional as F
+
+    base = model.get_base_model()
+    ids = batch["input_ids"].to(device, non_blocking=True)
+    mask = batch["attention_mask"].to(device, non_blocking=True)
+    index = batch["target_index"].to(device, non_blocking=True)
+    targets = batch["targets"].to(device, non_blocking=True)
+    kind = device.split(":")[0]
+    with torch.autocast(kind, dtype=autocast or torch.float32, enabled=autocast is not None):
+        hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1]).index_select(0, index)
+        logits = base.get_output_embeddings()(hidden)
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def evaluate_loss(s: Setup, batch_size: int) -> float | None:
+    """Mean target-token loss over the validation slice (one sync at the end)."""
+    import torch
+
+    if not s.data.val:
+        return None
+    items = sorted(s.data.val, key=len)
+    total, count = None, 0
+    s.model.eval()
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            batch = collate(items[start : start + batch_size], s.tok.pad_token_id)
+            loss = target_loss_sum(s.model, batch, s.device, s.autocast)
+            total = loss if total is None else total + loss
+            count += batch["n_target"]
+    s.model.train()
+    return total.item() / max(count, 1)
+
+
+def make_optimizer(cfg, model, total_steps: int):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = {"fused": True} if params and params[0].is_cuda else {}
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+
+    def schedule(step: int) -> float:
+        """Linear warmup, then cosine decay to zero at the last step."""
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def plan(cfg, n_train: int) -> tuple[int, int]:
+    """(steps per epoch, total optimizer steps)."""
+    spe = steps_per_epoch(n_train, cfg.batch_size, cfg.grad_accum)
+    total = spe * cfg.epochs
+    return spe, min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+def _gpu_metrics(device: str) -> dict[str, float]:
+    import torch
+
+    if not device.startswith("cuda"):
+        return {}
+    return {
+        "gpu_mem_gb": torch.cuda.memory_allocated() / 2**30,
+        "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30,
+    }
+
+
+def train(
+    cfg,
+    db,
+    run_id: int,
+    out_dir: Path,
+    *,
+    resume_from: Path | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int, dict | None], None] | None = None,
+    log: Callable[[str], None] = print,
+    device: str | None = None,
+) -> dict:
+    """Train `cfg` as run `run_id`; returns a summary with status `completed` or `cancelled`.
+
+    `stop` is checked after every optimizer step: when set, a checkpoint is saved and the run
+    ends `cancelled`. `progress(step, total, metrics_or_None)` is called after every step.
+    """
+    import torch
+
+    stop = stop or threading.Event()
+    out_dir = Path(out_dir)
+    s = setup(cfg, device, log)
+    model, data = s.model, s.data
+    spe, total = plan(cfg, len(data.train))
+    optimizer, scheduler = make_optimizer(cfg, model, total)
+    lengths = [len(e) for e in data.train]
+    step, prior_elapsed = 0, 0.0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optimizer, scheduler)
+        step, prior_elapsed = state["step"], state.get("elapsed_s", 0.0)
+        log(f"resumed from {resume_from} at step {step} of {total}")
+    else:
+        runlog.log_metrics(db, run_id, 0, {"total_steps": total, "steps_per_epoch": spe})
+    runlog.update_run(db, run_id, summary=_summary(cfg, data, step, total, None, None, prior_elapsed))
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+
+    def save(at_step: int, final: bool = False) -> Path:
+        state = {"step": at_step, "epoch": at_step / spe, "total_steps": total,
+                 "elapsed_s": prior_elapsed + (time.monotonic() - t0)}
+        path = save_checkpoint(out_dir, model, optimizer, scheduler, state)
+        runlog.add_checkpoint(db, run_id, at_step, str(path), epoch=at_step / spe, is_final=final)
+        return path
+
+    t0 = time.monotonic()
+    last_log_t, last_hb, start_step = t0, t0, step
+    window_loss, window_targets, window_tokens = None, 0, 0
+    grad_norm = None
+    epoch_cache: dict[int, list[list[int]]] = {}
+    last: dict[str, float] = {}
+    status = "completed"
+    while step < total:
+        epoch, k = divmod(step, spe)
+        if epoch not in epoch_cache:
+            epoch_cache = {epoch: epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)}
+        micro = epoch_cache[epoch][k * cfg.grad_accum : (k + 1) * cfg.grad_accum]
+        batches = [collate([data.train[i] for i in idx], s.tok.pad_token_id) for idx in micro]
+        denom = sum(b["n_target"] for b in batches)
+        for batch in batches:
+            loss_sum = target_loss_sum(model, batch, s.device, s.autocast)
+            (loss_sum / denom).backward()
+            window_loss = loss_sum.detach() if window_loss is None else window_loss + loss_sum.detach()
+            window_tokens += batch["n_tokens"]
+        window_targets += denom
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        metrics = None
+        now = time.monotonic()
+        if step % cfg.log_every == 0 or step == total:
+            # .item() here is the one CPU-GPU sync point of a logging step.
+            span = max(now - last_log_t, 1e-9)
+            per_step = (now - t0) / (step - start_step)
+            metrics = {
+                "train_loss": window_loss.item() / max(window_targets, 1),
+                "lr": lr,
+                "grad_norm": float(grad_norm.item()),
+                "tokens_per_s": window_targets / span,
+                "tokens_per_s_all": window_tokens / span,
+                "epoch": step / spe,
+                "elapsed_s": prior_elapsed + now - t0,
+                "eta_s": per_step * (total - step),
+                **_gpu_metrics(s.device),
+            }
+            window_loss, window_targets, window_tokens, last_log_t = None, 0, 0, now
+        if step % cfg.eval_every == 0 or step == total:
+            metrics = dict(metrics or {})
+            metrics["val_loss"] = evaluate_loss(s, cfg.batch_size)
+        if metrics:
+            runlog.log_metrics(db, run_id, step, metrics)
+            last.update({k: v for k, v in metrics.items() if v is not None})
+            last_hb = now
+        elif now - last_hb > HEARTBEAT_S:
+            runlog.heartbeat(db, run_id)
+            last_hb = now
+        if progress:
+            progress(step, total, metrics)
+        if stop.is_set() and step < total:
+            save(step)
+            status = "cancelled"
+            log(f"stopped at step {step} of {total}; checkpoint saved")
+            break
+        if step % cfg.save_every == 0 and step < total:
+            save(step)
+
+    if status == "completed":
+        save(step, final=True)
+        adapter = out_dir / "adapter"
+        model.save_pretrained(adapter)
+        runlog.update_run(db, run_id, adapter=str(adapter))
+    elapsed = prior_elapsed + time.monotonic() - t0
+    summary = _summary(cfg, data, step, total, last.get("train_loss"), last.get("val_loss"), elapsed)
+    summary["status"] = status
+    return summary
+
+
+def _summary(cfg, data: TrainData, step, total, train_loss, val_loss, elapsed) -> dict:
+    return {
+        "step": step,
+        "total_steps": total,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "elapsed_s": round(elapsed, 2),
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_too_long": data.report.n_too_long,
+        "too_long_ids": data.report.too_long_ids[:100],
+        "longest": data.report.longest,
+        "effective_batch": cfg.effective_batch,
+    }
