@@ -184,7 +184,7 @@ class EvaluatePane(Vertical):
             with TabPane("Compare", id="ev-compare"):
                 yield Static("Mark two evaluations (m) in Past evaluations, then x.",
                              id="ev-compare-summary")
-                with Horizontal(classes="split"):
+                with Vertical(classes="split"):  # stacked: the deltas table needs the width
                     yield DataTable(id="ev-compare-schemas", cursor_type="row", classes="titled")
                     yield DataTable(id="ev-compare-flips", cursor_type="row", classes="titled")
 
