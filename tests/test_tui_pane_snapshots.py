@@ -6,9 +6,9 @@ change, and look at the report before committing."""
 
 from __future__ import annotations
 
+from test_tui_evaluate import seed_evaluation
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Select
-from test_tui_evaluate import seed_evaluation
 
 from tui.evaluate import EvaluatePane
 from tui.playground import PlaygroundPane
