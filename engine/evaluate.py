@@ -12,8 +12,9 @@ import json
 import time
 import traceback
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine import runlog
 from engine.metrics import FAILURE_ORDER, has_zoneless_date_times, score
@@ -199,7 +200,7 @@ def _group(rows: list[dict]) -> dict:
     n = len(rows)
     if not n:
         return {"n": 0}
-    mean = lambda key: sum(r[key] or 0 for r in rows) / n  # noqa: E731
+    mean = lambda key: sum(r[key] or 0 for r in rows) / n
     return {
         "n": n, "json_exact": mean("json_exact"), "field_f1": mean("field_f1"),
         "leaf_f1": mean("leaf_f1"), "schema_valid": mean("schema_valid"),
@@ -314,7 +315,7 @@ def compare(db: Any, a: int, b: int) -> dict:
     pa = {p["example_id"]: p for p in predictions(database, a)}
     pb = {p["example_id"]: p for p in predictions(database, b)}
     common = [i for i in pa if i in pb]
-    flip = lambda x, y: [  # noqa: E731
+    flip = lambda x, y: [
         {"example_id": i, "schema_id": pa[i]["schema_id"], "failure_a": pa[i]["failure"],
          "failure_b": pb[i]["failure"]}
         for i in common if pa[i]["json_exact"] == x and pb[i]["json_exact"] == y]

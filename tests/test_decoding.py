@@ -105,15 +105,11 @@ def test_stream_matches_generate_and_cancels(generator, sample_items):
     assert generator.last.n_tokens == 12
 
     stop = threading.Event()
-    got = []
-    for piece in generator.stream(prompt, schema_id, schema, cfg):
-        got.append(piece)
-        stop.set()
-        break
-    streamed = []
-    for piece in generator.stream(prompt, schema_id, schema, cfg, cancel=stop):
-        streamed.append(piece)
-    assert streamed == [] and generator.last.finish == "cancelled"
+    for _piece in generator.stream(prompt, schema_id, schema, cfg, cancel=stop):
+        stop.set()  # cancelling mid-stream ends the stream at the next token
+    assert generator.last.finish == "cancelled" and generator.last.n_tokens < 12
+    assert list(generator.stream(prompt, schema_id, schema, cfg, cancel=stop)) == []
+    assert generator.last.finish == "cancelled"
     with pytest.raises(Cancelled):
         generator.generate(sample_items, cfg, cancel=lambda: True)
 
