@@ -89,7 +89,7 @@ def make_app(db_path: Path):
 async def settle(pilot, rounds: int = 3) -> None:
     """Let workers finish and their messages land."""
     for _ in range(rounds):
-        await pilot.pause()
+        await pilot.pause(0.05)
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

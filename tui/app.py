@@ -18,7 +18,7 @@ from tui.datasets import DatasetsPane
 from tui.help import ActionEntry, HelpScreen, collect_actions
 from tui.runs import RunsPane
 from tui.train import TrainPane
-from tui.widgets import ConfirmScreen
+from tui.widgets import ConfirmScreen, open_db
 
 # (tab id, title, number key, letter key)
 PANES = [
@@ -103,6 +103,14 @@ class SchemaLabApp(App):
         self.db_path = str(db_path)
         self.dataset_paths = [str(p) for p in (dataset_paths or ["datasets"])]
         self.sub_title = Path(self.db_path).name
+        self._create_run_log()
+
+    def _create_run_log(self) -> None:
+        """Create (or migrate) the run log once, before any pane's worker opens it."""
+        try:
+            open_db(self.db_path).conn.close()
+        except Exception:  # noqa: BLE001 - run_app reports it; panes report their own errors
+            pass
 
     def compose(self) -> ComposeResult:
         yield Header(icon="")

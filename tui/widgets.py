@@ -127,9 +127,11 @@ class JsonView(Static):
     """Syntax-highlighted JSON; the lines of `highlight` paths get a red background."""
 
     DEFAULT_CSS = "JsonView { height: auto; }"
+    highlighted: list[str] = []  # the paths whose lines are highlighted now
 
     def show(self, value: Any, highlight: list[str] | None = None) -> None:
         text, spans = json_lines(value)
+        self.highlighted = []
         rich_text = Syntax(text, "json", theme="ansi_dark", word_wrap=True).highlight(text)
         rich_text.rstrip()
         starts = [0]
@@ -143,10 +145,12 @@ class JsonView(Static):
                 if candidate in spans and candidate != "$":
                     first, last = spans[candidate]
                     rich_text.stylize(HIGHLIGHT_STYLE, starts[first], starts[last + 1] - 1)
+                    self.highlighted.append(candidate)
                     break
         self.update(rich_text)
 
     def show_text(self, message: str) -> None:
+        self.highlighted = []
         self.update(Text(message, style="dim"))
 
 

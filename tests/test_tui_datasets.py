@@ -1,0 +1,111 @@
+"""The Datasets pane on the bundled sample: discovery, filters, example detail with the
+offending path highlighted, validation recorded in the run log, and the stats view."""
+
+from __future__ import annotations
+
+import pytest
+from test_tui_app import REPO, make_app, settle
+
+from tui.widgets import json_lines, normalize_path
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def test_json_lines_maps_every_path_to_its_lines():
+    text, spans = json_lines({"a": 1, "items": [{"total": 2.5}, 3], "odd key": None})
+    lines = text.split("\n")
+    first, last = spans["$.items[0]"]
+    assert lines[first].strip() == "{" and lines[last].strip() == "},"
+    assert '"total": 2.5' in lines[spans["$.items[0].total"][0]]
+    assert lines[spans['$["odd key"]'][0]].strip() == '"odd key": null'
+    assert normalize_path("/items/0/total") == "$.items[0].total"
+    assert normalize_path("items[0].total") == "$.items[0].total"
+
+
+async def test_browse_filter_and_validate_the_sample(db_path, monkeypatch):
+    from textual.widgets import DataTable, Select
+
+    from engine import runlog
+    from tui.datasets import DatasetsPane
+
+    monkeypatch.chdir(REPO)
+    app = make_app(db_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(DatasetsPane)
+        sets = pane.query_one("#dataset-table", DataTable)
+        names = [str(sets.get_row_at(i)[0]) for i in range(sets.row_count)]
+        assert names == ["sample/broken", "sample/test", "sample/train"]
+        assert str(sets.get_row_at(2)[1]) == "300"
+        assert "not validated" in str(sets.get_row_at(0)[4])
+        assert pane.path.endswith("broken.jsonl")
+
+        # Validate broken.jsonl: a validate run with its findings lands in the run log.
+        await pilot.press("v")
+        await settle(pilot)
+        db = runlog.connect(db_path)
+        runs = runlog.list_runs(db, kind="validate")
+        assert len(runs) == 1 and runs[0]["status"] == "completed"
+        stored = list(db.query("SELECT kind FROM validation_issues WHERE run_id = ?",
+                               [runs[0]["id"]]))
+        assert {"json_schema", "arithmetic"} <= {r["kind"] for r in stored}
+        assert "err" in str(sets.get_row_at(0)[4]) and "#1" in str(sets.get_row_at(0)[4])
+
+        # Filter on a finding kind: only examples with that kind remain.
+        pane.query_one("#filter-finding", Select).value = "json_schema"
+        await settle(pilot)
+        examples = pane.query_one("#example-table", DataTable)
+        assert examples.row_count >= 1
+        for key, (ex, found) in pane.rows.items():
+            assert any(f["kind"] == "json_schema" for f in found)
+        # The first one is on show, with the offending path's lines highlighted.
+        ex, found = next(iter(pane.rows.values()))
+        assert ex.id in str(pane.query_one("#example-prompt").render())
+        paths = [normalize_path(f["path"]) for f in found if f.get("path")]
+        highlighted = pane.query_one("#example-expected").highlighted
+        assert paths and highlighted
+        assert all(any(p.startswith(h) for p in paths) for h in highlighted)
+        assert "json_schema" in str(pane.query_one("#example-findings").render())
+
+        # A schema filter on top of it narrows further; clearing both shows everything again.
+        pane.query_one("#filter-finding", Select).value = ""
+        schema = ex.schema_id
+        pane.query_one("#filter-schema", Select).value = schema
+        await settle(pilot)
+        assert {e.schema_id for e, _ in pane.rows.values() if e} == {schema}
+        pane.query_one("#filter-schema", Select).value = ""
+        await settle(pilot)
+        assert sum(1 for e, _ in pane.rows.values() if e) == len(pane.examples)
+
+
+async def test_stats_view_counts_tokens_against_max_seq_len(db_path, monkeypatch,
+                                                            tiny_model_path):
+    from engine.models import load_tokenizer
+    from engine.validate import token_lengths
+    from tui.datasets import DatasetsPane
+
+    monkeypatch.chdir(REPO)
+    app = make_app(db_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(DatasetsPane)
+        pane.query_one("#dataset-table").focus()
+        await pilot.press("down", "down")  # sample/train
+        await settle(pilot)
+        assert pane.path.endswith("train.jsonl")
+        pane.set_token_model("tiny", 96)
+        await pilot.press("s")
+        await settle(pilot)
+        assert pane.query_one("#dataset-view").current == "stats-view"
+        counts = str(pane.query_one("#stats-counts").render())
+        assert "300 examples" in counts and "Per schema" in counts
+        lengths = token_lengths(pane.examples, load_tokenizer("tiny"))
+        dropped = sum(n > 96 for n in lengths)
+        text = str(pane.query_one("#stats-lengths").render())
+        assert 0 < dropped < len(lengths)
+        assert f"{dropped} of 300 longer than max_seq_len 96" in text
