@@ -47,7 +47,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    target_modules: tuple[str, ...] | str = DEFAULT_TARGETS  # or "all-linear"
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
@@ -67,7 +67,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["target_modules"] = list(self.target_modules)
+        if not isinstance(self.target_modules, str):  # "all-linear" stays a string
+            data["target_modules"] = list(self.target_modules)
         return data
 
     @property
