@@ -357,7 +357,7 @@ class TrainPane(Vertical):
                 self.notify(f"Cannot load {path}: {short_error(exc)}", severity="error")
                 return
             self.yaml_path = path
-            self.fill_form(loaded)
+            self.fill_form(_resolve_paths(loaded, Path(path).resolve().parent))
             self.notify(f"Loaded {path}.")
 
         self.app.push_screen(PathScreen("Load a training config (YAML)", self.yaml_path), chosen)
@@ -483,6 +483,18 @@ class TrainPane(Vertical):
 
     def action_toggle_lr(self) -> None:
         self.query_one(LiveView).toggle_lr()
+
+
+def _resolve_paths(config: dict, base: Path) -> dict:
+    """Relative data paths in a YAML file mean the working folder, else the file's folder."""
+    from engine.train.config import PATH_KEYS
+
+    out = dict(config)
+    for key in PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and not Path(value).exists() and (base / value).exists():
+            out[key] = str((base / value).resolve())
+    return out
 
 
 def _memory_text(cfg, card_gb: float) -> str:
