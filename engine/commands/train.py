@@ -142,7 +142,12 @@ def _foreground(args, start) -> int:
         print(f"run {run_id} cancelled at step {summary.get('step')}; "
               f"continue with `schemalab train --resume {run_id}`", file=sys.stderr)
         return 1
-    _err(f"run {run_id} {run['status']}:\n{(run.get('error') or '').strip()}")
+    error = (run.get("error") or "").strip()
+    hint, _, trace = error.partition("Traceback")
+    last = trace.strip().splitlines()[-1] if trace.strip() else ""
+    _err(f"run {run_id} {run['status']}: {(hint.strip() + ' ' + last).strip()}")
+    if trace:
+        print(f"(the full traceback is stored with run {run_id} in {args.db})", file=sys.stderr)
     return 1
 
 
