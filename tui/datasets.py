@@ -122,9 +122,10 @@ class DatasetsPane(Vertical):
                 with Horizontal(id="example-detail"):
                     with VerticalScroll(id="prompt-box"):
                         yield Static(id="example-prompt")
-                    with VerticalScroll(id="expected-box"):
-                        yield JsonView(id="example-expected")
+                    with Vertical(id="expected-box"):
                         yield Static(id="example-findings")
+                        with VerticalScroll(id="json-box"):
+                            yield JsonView(id="example-expected")
             with VerticalScroll(id="stats-view"):
                 yield Static(id="stats-counts")
                 yield Static(id="stats-lengths")
@@ -286,7 +287,10 @@ class DatasetsPane(Vertical):
         if ex is not None:
             where = f"{Path(ex.file or self.path or '').name}:{ex.line}" if ex.line else ""
             prompt.update(f"[b]{escape(ex.id)}[/b] [dim]{where}[/dim]\n{escape(ex.prompt)}")
-            expected.show(ex.expected, [f["path"] for f in found if f.get("path")])
+            first = expected.show(ex.expected, [f["path"] for f in found if f.get("path")])
+            # Bring the offending lines into view, with two lines of context above them.
+            box = self.query_one("#json-box", VerticalScroll)
+            self.call_after_refresh(box.scroll_to, y=max(0, (first or 0) - 2), animate=False)
         else:
             prompt.update("[dim](no example loaded from this line)[/dim]")
             expected.show_text("")
@@ -410,8 +414,10 @@ class DatasetsPane(Vertical):
         switcher = self.query_one(ContentSwitcher)
         if switcher.current == "stats-view":
             switcher.current = "examples-view"
+            self.query_one("#example-table", DataTable).focus()
         else:
             switcher.current = "stats-view"
+            self.query_one("#stats-view", VerticalScroll).focus()
             self._show_stats()
 
     def set_token_model(self, model: str, max_seq_len: int | None) -> None:

@@ -129,7 +129,8 @@ class JsonView(Static):
     DEFAULT_CSS = "JsonView { height: auto; }"
     highlighted: list[str] = []  # the paths whose lines are highlighted now
 
-    def show(self, value: Any, highlight: list[str] | None = None) -> None:
+    def show(self, value: Any, highlight: list[str] | None = None) -> int | None:
+        """Show `value`; returns the first highlighted line (0-based), if any."""
         text, spans = json_lines(value)
         self.highlighted = []
         rich_text = Syntax(text, "json", theme="ansi_dark", word_wrap=True).highlight(text)
@@ -148,6 +149,8 @@ class JsonView(Static):
                     self.highlighted.append(candidate)
                     break
         self.update(rich_text)
+        lines = [spans[p][0] for p in self.highlighted]
+        return min(lines) if lines else None
 
     def show_text(self, message: str) -> None:
         self.highlighted = []

@@ -1,0 +1,71 @@
+"""Snapshots of the Datasets, Train and Runs panes at 120x40 and of the main screen at 80x24, on
+the seeded run log (fixed times, rendered in UTC). Update with `pytest --snapshot-update`."""
+
+from __future__ import annotations
+
+import pytest
+from test_tui_app import make_app, seeded_db, settle  # noqa: F401 - fixtures
+from test_tui_train import TINY_FORM
+
+WIDE = (120, 40)
+
+
+def _before(*keys: str, then=None):
+    """A run_before that lets the app settle, presses `keys`, runs `then(app)` and settles."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        if keys:
+            await pilot.press(*keys)
+            await settle(pilot)
+        if then is not None:
+            then(pilot.app)
+            await settle(pilot)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_main_screen_80x24(snap_compare, seeded_db):  # noqa: F811
+    assert snap_compare(make_app(seeded_db), terminal_size=(80, 24), run_before=_before())
+
+
+def test_datasets_examples_with_a_finding(snap_compare, seeded_db):  # noqa: F811
+    def pick(app):
+        app.query_one("#filter-finding").value = "arithmetic"
+
+    assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before(then=pick))
+
+
+def test_datasets_stats(snap_compare, seeded_db, tiny_model_path):  # noqa: F811
+    def stats(app):
+        pane = app.query_one("DatasetsPane")
+        pane.set_token_model("tiny", 256)
+        pane.action_toggle_stats()
+
+    assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before(then=stats))
+
+
+def test_train_live_view_of_a_running_run(snap_compare, seeded_db):  # noqa: F811
+    assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before("2"))
+
+
+def test_train_form(snap_compare, seeded_db, tiny_model_path):  # noqa: F811
+    def form(app):
+        pane = app.query_one("TrainPane")
+        pane.action_toggle_view()
+        pane.fill_form(TINY_FORM)
+        pane.run_checks()
+
+    assert snap_compare(make_app(seeded_db), terminal_size=WIDE,
+                        run_before=_before("2", then=form))
+
+
+def test_runs(snap_compare, seeded_db):  # noqa: F811
+    assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before("5"))
+
+
+@pytest.mark.parametrize("size", [(80, 24)])
+def test_runs_80x24(snap_compare, seeded_db, size):  # noqa: F811
+    assert snap_compare(make_app(seeded_db), terminal_size=size, run_before=_before("5"))
