@@ -30,7 +30,9 @@ PUBLISHED_LEN = 1024
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="tiny", help="model spec (tiny, smollm2-135m-instruct, ...)")
     p.add_argument("--steps", type=int, default=10, help="timed micro-batches per recipe")
     p.add_argument("--batch-size", type=int, default=8)
@@ -81,7 +83,9 @@ def run_published(model, tok, encoded, args, device, optimizer) -> tuple[float, 
             ids[row, : len(cut)] = torch.tensor(cut)
             mask[row, : len(cut)] = 1
         labels = ids.masked_fill(ids == eos, -100)  # a pad=EOS collator masks EOS too
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        out = model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+        )
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -120,17 +124,21 @@ def main(argv=None) -> int:
     examples = load_examples(data).examples
     encoded = [encode_example(tok, e) for e in examples]
     kept = [e for e in encoded if len(e) <= args.max_seq_len]
-    print(f"model {args.model} on {device}, {len(encoded)} examples ({len(encoded) - len(kept)} "
-          f"longer than {args.max_seq_len} dropped by ours; "
-          f"{sum(len(e) > PUBLISHED_LEN for e in encoded)} cut at {PUBLISHED_LEN} by the published "
-          f"recipe), batch {args.batch_size}, {args.steps} timed steps each")
+    print(
+        f"model {args.model} on {device}, {len(encoded)} examples ({len(encoded) - len(kept)} "
+        f"longer than {args.max_seq_len} dropped by ours; "
+        f"{sum(len(e) > PUBLISHED_LEN for e in encoded)} cut at {PUBLISHED_LEN} by the published "
+        f"recipe), batch {args.batch_size}, {args.steps} timed steps each"
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     results = {}
     for name, fn, items in (("ours", run_ours, kept), ("published", run_published, encoded)):
         optimizer = torch.optim.AdamW(params, lr=1e-4)
         seconds, tokens = fn(model, tok, items, args, device, optimizer)
         results[name] = tokens / seconds
-        print(f"{name:>9}: {tokens} target tokens in {seconds:.2f} s = {tokens / seconds:,.0f} target tok/s")
+        print(
+            f"{name:>9}: {tokens} target tokens in {seconds:.2f} s = {tokens / seconds:,.0f} target tok/s"
+        )
     print(f"    ratio: {results['ours'] / results['published']:.2f}x (ours / published)")
     return 0
 

@@ -127,7 +127,9 @@ def _shape_from_gguf(path: Path) -> ModelShape:
         intermediate=value(f"{arch}.feed_forward_length"),
         layers=value(f"{arch}.block_count"),
         heads=heads,
-        kv_heads=value(f"{arch}.attention.head_count_kv") if f"{arch}.attention.head_count_kv" in reader.fields else heads,
+        kv_heads=value(f"{arch}.attention.head_count_kv")
+        if f"{arch}.attention.head_count_kv" in reader.fields
+        else heads,
         tied="output.weight" not in {t.name for t in reader.tensors},
     )
 

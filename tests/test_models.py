@@ -55,13 +55,18 @@ def test_memory_estimate_counts_smollm2_params_and_scales_with_batch():
     assert est.lora_params == 30 * 16 * (2 * 1152 + 2 * 768)
     assert set(est.breakdown) == {"weights", "lora+adam", "activations", "logits", "margin"}
     assert est.total_gb == pytest.approx(sum(est.breakdown.values()), abs=0.01)
-    bigger = estimate_memory("HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32))
+    bigger = estimate_memory(
+        "HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32)
+    )
     assert bigger.total_gb > est.total_gb
     ckpt = estimate_memory(
-        "HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32, gradient_checkpointing=True)
+        "HuggingFaceTB/SmolLM2-135M",
+        TrainConfig(max_seq_len=1024, batch_size=32, gradient_checkpointing=True),
     )
     assert ckpt.breakdown["activations"] < bigger.breakdown["activations"] / 5
-    assert not estimate_memory("HuggingFaceTB/SmolLM2-360M", TrainConfig(batch_size=64), card_gb=16).fits
+    assert not estimate_memory(
+        "HuggingFaceTB/SmolLM2-360M", TrainConfig(batch_size=64), card_gb=16
+    ).fits
     ckpt_cfg = TrainConfig(max_seq_len=1024, batch_size=8, gradient_checkpointing=True)
     assert estimate_memory("HuggingFaceTB/SmolLM2-360M", ckpt_cfg, card_gb=16).fits
     assert estimate_memory("HuggingFaceTB/SmolLM2-135M", cfg, longest=256).total_gb < est.total_gb

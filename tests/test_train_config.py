@@ -6,12 +6,25 @@ import sys
 
 import pytest
 
-from engine.train.config import ConfigError, TrainConfig, config_problems, load_config, parse_override, to_yaml
+from engine.train.config import (
+    ConfigError,
+    TrainConfig,
+    config_problems,
+    load_config,
+    parse_override,
+    to_yaml,
+)
 
 
 def test_defaults_follow_the_published_recipe():
     cfg = TrainConfig()
-    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lr, cfg.epochs) == (16, 32, 0.05, 2e-4, 3)
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lr, cfg.epochs) == (
+        16,
+        32,
+        0.05,
+        2e-4,
+        3,
+    )
     assert cfg.effective_batch == 32
     assert set(cfg.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
 
@@ -54,7 +67,10 @@ def test_overrides_parse_yaml_scalars(sample_dir):
     assert parse_override("lr=1e-4") == ("lr", 1e-4)
     assert parse_override("max_steps=null") == ("max_steps", None)
     assert parse_override("gradient_checkpointing=true") == ("gradient_checkpointing", True)
-    assert parse_override("target_modules=[q_proj, v_proj]") == ("target_modules", ["q_proj", "v_proj"])
+    assert parse_override("target_modules=[q_proj, v_proj]") == (
+        "target_modules",
+        ["q_proj", "v_proj"],
+    )
     cfg = load_config(None, [f"train_data={sample_dir / 'train.jsonl'}", "lr=3e-4", "batch_size=4"])
     assert cfg.lr == 3e-4 and cfg.batch_size == 4
     with pytest.raises(ConfigError, match="not key=value"):
@@ -65,7 +81,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, sample_dir, 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(sample_dir.parent.parent / "configs" / "sample-tiny.yaml")
     assert cfg.train_data == str((sample_dir / "train.jsonl").resolve())
-    again = load_config(None, [f"{k}={v}" for k, v in cfg.to_dict().items() if v is not None and k != "target_modules"])
+    again = load_config(
+        None,
+        [f"{k}={v}" for k, v in cfg.to_dict().items() if v is not None and k != "target_modules"],
+    )
     assert again.train_data == cfg.train_data
     assert "model: tiny" in to_yaml(cfg)
 

@@ -31,7 +31,12 @@ def _cfg(sample_dir, *more):
 
 def test_label_mask_prompt_masked_eos_labelled_pads_masked(tok):
     short = Example("a", "contact_card", "Call Ann at 555-0100.", {"name": "Ann"})
-    long = Example("b", "contact_card", "Write to Bob Smith, bob@example.com.", {"name": "Bob Smith", "email": "bob@example.com"})
+    long = Example(
+        "b",
+        "contact_card",
+        "Write to Bob Smith, bob@example.com.",
+        {"name": "Bob Smith", "email": "bob@example.com"},
+    )
     items = [encode_example(tok, e) for e in (short, long)]
     prompt_ids = tok(render_prompt(short.prompt, short.schema_id))["input_ids"]
     target_ids = tok(render_target(short.expected), add_special_tokens=False)["input_ids"]

@@ -44,7 +44,9 @@ def _curve(db, run_id, name="train_loss"):
 
 
 def test_loss_falls_and_every_metric_is_logged(sample_dir, tmp_path, db_path):
-    cfg = _cfg(sample_dir, tmp_path, "max_steps=24", "log_every=4", "eval_every=12", "save_every=12")
+    cfg = _cfg(
+        sample_dir, tmp_path, "max_steps=24", "log_every=4", "eval_every=12", "save_every=12"
+    )
     run_id = run_foreground(cfg, db_path, log=lambda m: None)
     db = runlog.connect(db_path)
     run = runlog.get_run(db, run_id)
@@ -55,8 +57,19 @@ def test_loss_falls_and_every_metric_is_logged(sample_dir, tmp_path, db_path):
     val = _curve(db, run_id, "val_loss")
     assert [s for s, _ in val] == [12, 24] and val[1][1] < val[0][1]
     names = {m["name"] for m in runlog.metrics(db, run_id)}
-    assert {"train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "epoch", "elapsed_s", "eta_s"} <= names
-    assert [(m["step"], m["value"]) for m in runlog.metrics(db, run_id, "total_steps")] == [(0, 24.0)]
+    assert {
+        "train_loss",
+        "val_loss",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+        "epoch",
+        "elapsed_s",
+        "eta_s",
+    } <= names
+    assert [(m["step"], m["value"]) for m in runlog.metrics(db, run_id, "total_steps")] == [
+        (0, 24.0)
+    ]
     ckpts = runlog.checkpoints(db, run_id)
     assert [c["step"] for c in ckpts] == [12, 24] and ckpts[-1]["is_final"] == 1
     assert run["summary"]["step"] == 24 and run["config"]["model"] == "tiny"
@@ -104,7 +117,9 @@ def test_adapter_loads_with_peft_and_export_merges(sample_dir, tmp_path, db_path
 
     base, tok = load_model("tiny", device="cpu")
     model = PeftModel.from_pretrained(base, run["adapter"]).eval()
-    ids = tok('### Schema: contact_card\n### Text:\nAnn\n### JSON:\n{"name"', return_tensors="pt")["input_ids"]
+    ids = tok('### Schema: contact_card\n### Text:\nAnn\n### JSON:\n{"name"', return_tensors="pt")[
+        "input_ids"
+    ]
     with torch.no_grad():
         adapted = model(ids).logits
         with model.disable_adapter():

@@ -30,7 +30,8 @@ def _steps(db_path, run_id):
     """Train-loss steps read through a plain sqlite3 connection of our own (another reader)."""
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute(
-            "SELECT step FROM metrics WHERE run_id = ? AND name = 'train_loss' ORDER BY step", [run_id]
+            "SELECT step FROM metrics WHERE run_id = ? AND name = 'train_loss' ORDER BY step",
+            [run_id],
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -45,8 +46,15 @@ def test_detached_run_streams_cancels_resumes_and_is_interrupted_by_kill(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the child inherits it; cores are shared
     cfg = load_config(
         None,
-        ["model=tiny", f"train_data={sample_dir / 'train.jsonl'}", "epochs=500", "log_every=1",
-         "eval_every=1000", "save_every=1000", "grad_accum=1"],
+        [
+            "model=tiny",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            "epochs=500",
+            "log_every=1",
+            "eval_every=1000",
+            "save_every=1000",
+            "grad_accum=1",
+        ],
     )
     run_id = launch_detached(cfg, db_path)
     run = runlog.get_run(runlog.connect(db_path), run_id)
@@ -92,9 +100,20 @@ def test_cli_reports_config_problems_and_bad_requests(tmp_path, db_path, capsys)
 
 
 def test_cli_check_prints_lengths_and_memory(sample_dir, db_path, capsys, tiny_model_path):
-    code = main(["train", "--check", "--set", "model=tiny", "--set",
-                 f"train_data={sample_dir / 'train.jsonl'}", "--set", "max_seq_len=64",
-                 "--db", str(db_path)])
+    code = main(
+        [
+            "train",
+            "--check",
+            "--set",
+            "model=tiny",
+            "--set",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            "--set",
+            "max_seq_len=64",
+            "--db",
+            str(db_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert "longer than max_seq_len=64" in err and "dropped" in err

@@ -22,33 +22,50 @@ def register(subparsers) -> None:
     )
     p.add_argument("--config", metavar="FILE", help="YAML training config (see configs/)")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key (value read as YAML: lr=1e-4, max_steps=null); repeatable",
     )
     p.add_argument("--detach", action="store_true", help="run in the background; print the run id")
     p.add_argument("--resume", type=int, metavar="RUN_ID", help="continue a stopped run")
     p.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="validate the config, report too-long examples and the memory estimate; do not train",
     )
-    p.add_argument("--card-gb", type=float, default=16.0, metavar="GB",
-                   help="GPU memory to check the estimate against (default 16)")
+    p.add_argument(
+        "--card-gb",
+        type=float,
+        default=16.0,
+        metavar="GB",
+        help="GPU memory to check the estimate against (default 16)",
+    )
     add_db_argument(p)
     p.set_defaults(handler=run_train)
 
     c = subparsers.add_parser(
-        "cancel", help="stop a training run (it saves a checkpoint first)",
+        "cancel",
+        help="stop a training run (it saves a checkpoint first)",
         description="Send SIGTERM to a running training run: it finishes its step, saves a "
         "checkpoint and ends `cancelled`. Resume it later with `schemalab train --resume`.",
     )
     c.add_argument("run_id", type=int, metavar="RUN_ID")
-    c.add_argument("--wait", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for the run to stop")
+    c.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for the run to stop",
+    )
     add_db_argument(c)
     c.set_defaults(handler=run_cancel)
 
     e = subparsers.add_parser(
-        "export", help="write a training run's adapter merged into its base model",
+        "export",
+        help="write a training run's adapter merged into its base model",
         description="Merge a run's LoRA adapter into its base model and save the full model "
         "(safetensors + tokenizer) to OUT_DIR.",
     )
@@ -99,8 +116,12 @@ def run_train(args: argparse.Namespace) -> int:
                 process.resume_detached(args.db, args.resume)
                 print(args.resume)
                 return 0
-            return _foreground(args, lambda prog, log: process.resume_foreground(
-                args.db, args.resume, progress=prog, log=log))
+            return _foreground(
+                args,
+                lambda prog, log: process.resume_foreground(
+                    args.db, args.resume, progress=prog, log=log
+                ),
+            )
         except process.RunError as exc:
             _err(str(exc))
             return 2
@@ -122,8 +143,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"started run {run_id} in the background; log: {out}/train.log", file=sys.stderr)
         print(run_id)
         return 0
-    return _foreground(args, lambda prog, log: process.run_foreground(
-        cfg, args.db, progress=prog, log=log))
+    return _foreground(
+        args, lambda prog, log: process.run_foreground(cfg, args.db, progress=prog, log=log)
+    )
 
 
 def _foreground(args, start) -> int:
@@ -135,12 +157,18 @@ def _foreground(args, start) -> int:
     run = runlog.get_run(runlog.connect(args.db), run_id)
     summary = run.get("summary") or {}
     if run["status"] == "completed":
-        print(f"run {run_id} completed: train loss {summary.get('train_loss')}, "
-              f"val loss {summary.get('val_loss')}; adapter in {run['adapter']}", file=sys.stderr)
+        print(
+            f"run {run_id} completed: train loss {summary.get('train_loss')}, "
+            f"val loss {summary.get('val_loss')}; adapter in {run['adapter']}",
+            file=sys.stderr,
+        )
         return 0
     if run["status"] == "cancelled":
-        print(f"run {run_id} cancelled at step {summary.get('step')}; "
-              f"continue with `schemalab train --resume {run_id}`", file=sys.stderr)
+        print(
+            f"run {run_id} cancelled at step {summary.get('step')}; "
+            f"continue with `schemalab train --resume {run_id}`",
+            file=sys.stderr,
+        )
         return 1
     error = (run.get("error") or "").strip()
     hint, _, trace = error.partition("Traceback")
@@ -168,7 +196,9 @@ def run_export(args: argparse.Namespace) -> int:
     from engine.train.process import RunError
 
     try:
-        out = export_merged(args.db, args.run_id, args.merged, log=lambda m: print(m, file=sys.stderr))
+        out = export_merged(
+            args.db, args.run_id, args.merged, log=lambda m: print(m, file=sys.stderr)
+        )
     except (RunError, ModelError) as exc:
         _err(str(exc))
         return 1

@@ -49,7 +49,9 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     weights = load_file(str(path / "adapter" / "adapter_model.safetensors"))
     set_peft_model_state_dict(model, weights)
     device = next(p.device for p in model.parameters() if p.requires_grad)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
+    optimizer.load_state_dict(
+        torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
+    )
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     rng = torch.load(path / "rng.pt", weights_only=True)
     torch.set_rng_state(rng["cpu"])

@@ -151,7 +151,9 @@ def _check_types(data: dict[str, Any]) -> list[str]:
     problems = []
     for key, value in data.items():
         if key not in KEYS:
-            close = [_ALIASES[key]] if key in _ALIASES else difflib.get_close_matches(key, KEYS, n=1)
+            close = (
+                [_ALIASES[key]] if key in _ALIASES else difflib.get_close_matches(key, KEYS, n=1)
+            )
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"unknown key {key!r}{hint}")
             continue
@@ -166,7 +168,9 @@ def _check_types(data: dict[str, Any]) -> list[str]:
                 and all(isinstance(v, str) and v for v in value)
             )
             if not ok:
-                problems.append(f"target_modules: a list of module names or 'all-linear', got {value!r}")
+                problems.append(
+                    f"target_modules: a list of module names or 'all-linear', got {value!r}"
+                )
             continue
         types, what = _TYPES[key]
         bad_bool = isinstance(value, bool) and bool not in types
@@ -191,13 +195,19 @@ def _check_values(c: dict[str, Any]) -> list[str]:
     need(0 <= c["warmup_ratio"] < 1, f"warmup_ratio must be in [0, 1), got {c['warmup_ratio']}")
     need(0 <= c["val_fraction"] < 1, f"val_fraction must be in [0, 1), got {c['val_fraction']}")
     need(c["epochs"] >= 1, f"epochs must be >= 1, got {c['epochs']}")
-    need(c["max_steps"] is None or c["max_steps"] >= 1, f"max_steps must be >= 1 or null, got {c['max_steps']}")
+    need(
+        c["max_steps"] is None or c["max_steps"] >= 1,
+        f"max_steps must be >= 1 or null, got {c['max_steps']}",
+    )
     need(c["batch_size"] >= 1, f"batch_size must be >= 1, got {c['batch_size']}")
     need(c["grad_accum"] >= 1, f"grad_accum must be >= 1, got {c['grad_accum']}")
     need(c["max_grad_norm"] > 0, f"max_grad_norm must be > 0, got {c['max_grad_norm']}")
     need(c["max_seq_len"] >= 16, f"max_seq_len must be >= 16, got {c['max_seq_len']}")
     need(c["too_long"] in TOO_LONG, f"too_long must be one of {TOO_LONG}, got {c['too_long']!r}")
-    need(c["precision"] in PRECISIONS, f"precision must be one of {PRECISIONS}, got {c['precision']!r}")
+    need(
+        c["precision"] in PRECISIONS,
+        f"precision must be one of {PRECISIONS}, got {c['precision']!r}",
+    )
     for key in ("log_every", "eval_every", "save_every"):
         need(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     return p
@@ -240,9 +250,9 @@ def config_problems(data: dict[str, Any], base_dir: Path | None = None) -> list[
 def _validate(data: dict[str, Any], base_dir: Path | None) -> tuple[dict[str, Any], list[str]]:
     for key, value in data.items():
         # YAML 1.1 reads `2e-4` as a string; people mean a number.
-        if key in _TYPES and _TYPES[key][0] is _FLOAT and isinstance(value, str):
-            if _looks_float(value):
-                data[key] = float(value)
+        is_float_key = key in _TYPES and _TYPES[key][0] is _FLOAT
+        if is_float_key and isinstance(value, str) and _looks_float(value):
+            data[key] = float(value)
     problems = _check_types(data)
     merged = {**DEFAULTS, **{k: v for k, v in data.items() if k in KEYS}}
     # Range checks run on well-typed values only (defaults stand in for the others), so
@@ -288,7 +298,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError([f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"], source) from exc
+            raise ConfigError(
+                [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"], source
+            ) from exc
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -318,15 +330,15 @@ def config_json(cfg: TrainConfig) -> str:
 
 
 __all__ = [
+    "DEFAULTS",
     "ConfigError",
     "TrainConfig",
-    "DEFAULTS",
-    "load_config",
     "config_from_dict",
     "config_problems",
+    "load_config",
     "parse_override",
-    "to_yaml",
-    "save_config",
-    "with_overrides",
     "replace",
+    "save_config",
+    "to_yaml",
+    "with_overrides",
 ]

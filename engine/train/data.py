@@ -74,7 +74,9 @@ def encode_example(tok, example) -> Encoded:
     """Token ids of prompt + target + EOS for an engine.types.Example."""
     prompt_ids = tok(render_prompt(example.prompt, example.schema_id))["input_ids"]
     target_ids = tok(render_target(example.expected), add_special_tokens=False)["input_ids"]
-    return Encoded(example.id, list(prompt_ids) + list(target_ids) + [tok.eos_token_id], len(prompt_ids))
+    return Encoded(
+        example.id, list(prompt_ids) + list(target_ids) + [tok.eos_token_id], len(prompt_ids)
+    )
 
 
 def labels_for(item: Encoded) -> list[int]:

@@ -13,9 +13,10 @@ import math
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine import runlog
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
@@ -198,13 +199,19 @@ def train(
         log(f"resumed from {resume_from} at step {step} of {total}")
     else:
         runlog.log_metrics(db, run_id, 0, {"total_steps": total, "steps_per_epoch": spe})
-    runlog.update_run(db, run_id, summary=_summary(cfg, data, step, total, None, None, prior_elapsed))
+    runlog.update_run(
+        db, run_id, summary=_summary(cfg, data, step, total, None, None, prior_elapsed)
+    )
     model.train()
     optimizer.zero_grad(set_to_none=True)
 
     def save(at_step: int, final: bool = False) -> Path:
-        state = {"step": at_step, "epoch": at_step / spe, "total_steps": total,
-                 "elapsed_s": prior_elapsed + (time.monotonic() - t0)}
+        state = {
+            "step": at_step,
+            "epoch": at_step / spe,
+            "total_steps": total,
+            "elapsed_s": prior_elapsed + (time.monotonic() - t0),
+        }
         path = save_checkpoint(out_dir, model, optimizer, scheduler, state)
         runlog.add_checkpoint(db, run_id, at_step, str(path), epoch=at_step / spe, is_final=final)
         return path
@@ -226,7 +233,9 @@ def train(
         for batch in batches:
             loss_sum = target_loss_sum(model, batch, s.device, s.autocast)
             (loss_sum / denom).backward()
-            window_loss = loss_sum.detach() if window_loss is None else window_loss + loss_sum.detach()
+            window_loss = (
+                loss_sum.detach() if window_loss is None else window_loss + loss_sum.detach()
+            )
             window_tokens += batch["n_tokens"]
         window_targets += denom
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -280,7 +289,9 @@ def train(
         model.save_pretrained(adapter)
         runlog.update_run(db, run_id, adapter=str(adapter))
     elapsed = prior_elapsed + time.monotonic() - t0
-    summary = _summary(cfg, data, step, total, last.get("train_loss"), last.get("val_loss"), elapsed)
+    summary = _summary(
+        cfg, data, step, total, last.get("train_loss"), last.get("val_loss"), elapsed
+    )
     summary["status"] = status
     return summary
 

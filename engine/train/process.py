@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from engine import runlog
 from engine.paths import REPO_ROOT
@@ -70,7 +70,9 @@ class _Signals:
         if signum == signal.SIGINT and self.stop.is_set():
             raise KeyboardInterrupt
         self.stop.set()
-        self.log("stop requested: finishing this step and saving a checkpoint (Ctrl-C again aborts)")
+        self.log(
+            "stop requested: finishing this step and saving a checkpoint (Ctrl-C again aborts)"
+        )
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -114,8 +116,14 @@ def execute(
     if run is None:
         raise RunError(f"no run {run_id} in {db_path}")
     runlog.update_run(
-        db, run_id, status="running", pid=os.getpid(), host=socket.gethostname(),
-        heartbeat=time.time(), ended=None, error=None,
+        db,
+        run_id,
+        status="running",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        heartbeat=time.time(),
+        ended=None,
+        error=None,
     )
     stop = stop or threading.Event()
     try:
@@ -123,16 +131,25 @@ def execute(
         resume_from = _resume_point(db, run_id) if resume else None
         with _Signals(stop, log, catch_int):
             summary = train(
-                cfg, db, run_id, Path(cfg.out_dir or default_out_dir(db_path, run_id)),
-                resume_from=resume_from, stop=stop, progress=progress, log=log, device=device,
+                cfg,
+                db,
+                run_id,
+                Path(cfg.out_dir or default_out_dir(db_path, run_id)),
+                resume_from=resume_from,
+                stop=stop,
+                progress=progress,
+                log=log,
+                device=device,
             )
     except ConfigError as exc:
         runlog.finish_run(db, run_id, "failed", error=f"stored config is not valid: {exc}")
         return "failed"
     except KeyboardInterrupt:
-        runlog.finish_run(db, run_id, "interrupted", error="aborted by Ctrl-C; resume from the last checkpoint")
+        runlog.finish_run(
+            db, run_id, "interrupted", error="aborted by Ctrl-C; resume from the last checkpoint"
+        )
         raise
-    except BaseException as exc:  # noqa: BLE001 - every failure must end up in the run log
+    except BaseException as exc:
         message = OOM_HINT + "\n\n" if _is_oom(exc) else ""
         runlog.finish_run(db, run_id, "failed", error=message + traceback.format_exc())
         log(f"run {run_id} failed: {OOM_HINT if message else exc}")
@@ -169,8 +186,12 @@ def _spawn(db_path: str | Path, run_id: int, out_dir: Path, resume: bool) -> int
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "train.log", "ab") as logf:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
         )
     runlog.update_run(runlog.connect(db_path), run_id, pid=proc.pid)
     return proc.pid

@@ -22,7 +22,7 @@ class RichProgress:
         self.task = self.bar.add_task(description, total=None, stats="starting")
         self.stats: dict[str, float] = {}
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self):
         self.bar.start()
         return self
 
