@@ -406,6 +406,12 @@ class DatasetsPane(Vertical):
 
     def on_datasets_pane_failed(self, message: Failed) -> None:
         self.query_one("#validate-progress").display = False
+        if message.what == "counting tokens":
+            self.query_one("#stats-lengths", Static).update(
+                f"[red]Cannot count tokens with {escape(self.token_model)!r}:[/red] "
+                f"{escape(message.message)}\n[dim]Choose another model in the Train pane "
+                "(e.g. `tiny`).[/dim]"
+            )
         self.notify(f"Error {message.what}: {message.message}", severity="error", timeout=10)
 
     # Stats --------------------------------------------------------------------------------
@@ -447,7 +453,8 @@ class DatasetsPane(Vertical):
 
             lengths = token_lengths(examples, load_tokenizer(model))
         except Exception as exc:  # noqa: BLE001
-            self.post_message(self.Failed("counting tokens", short_error(exc)))
+            if not get_current_worker().is_cancelled:
+                self.post_message(self.Failed("counting tokens", short_error(exc)))
             return
         if not get_current_worker().is_cancelled:
             self.post_message(self.Lengths(key, lengths))
