@@ -4,10 +4,12 @@ command palette. This module only routes; each pane lives in its own module."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from functools import partial
 from pathlib import Path
 
+from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -78,7 +80,16 @@ class SchemaLabCommands(Provider):
         assert isinstance(app, SchemaLabApp)
         if entry.pane_id:
             app.action_show_pane(entry.pane_id)
-        await app.run_action(entry.action, entry.namespace)
+        # Call the action itself: a palette entry works even where its key is hidden (e.g.
+        # Cancel while the Train form is on show); the action says when it cannot apply.
+        _, name, params = parse_action(entry.action)
+        method = getattr(entry.namespace, f"action_{name}", None)
+        if method is None:
+            await app.run_action(entry.action, entry.namespace)
+            return
+        result = method(*params)
+        if inspect.isawaitable(result):
+            await result
 
 
 class SchemaLabApp(App):
@@ -129,7 +140,7 @@ class SchemaLabApp(App):
                 )
             with TabPane(f"{PANES[4][2]} Runs", id="runs"):
                 yield RunsPane(self.db_path, id="runs-pane")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._focus_pane, "datasets")
@@ -146,7 +157,8 @@ class SchemaLabApp(App):
         self._focus_pane(pane_id)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.call_after_refresh(self._focus_pane, event.pane.id)
+        if event.tabbed_content.id == "panes":  # not a pane's own inner tabs
+            self.call_after_refresh(self._focus_pane, event.pane.id)
 
     def _focus_pane(self, pane_id: str | None) -> None:
         """Focus inside the pane, so its bindings are live and shown in the footer."""

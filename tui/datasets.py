@@ -34,9 +34,9 @@ class DatasetsPane(Vertical):
 
     BINDINGS = [
         Binding("v", "validate", "Validate"),
-        Binding("V", "validate_folder", "Validate folder"),
+        Binding("V", "validate_folder", "Validate all"),
         Binding("s", "toggle_stats", "Stats"),
-        Binding("T", "train_on", "Train on this"),
+        Binding("T", "train_on", "Train on"),
         Binding("ctrl+r", "rediscover", "Rescan"),
     ]
 

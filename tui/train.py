@@ -69,12 +69,14 @@ class TrainPane(Vertical):
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+t", "toggle_view", "Form/Live"),
-        Binding("ctrl+o", "load_yaml", "Open YAML"),
-        Binding("ctrl+s", "save_yaml", "Save YAML"),
-        Binding("c", "cancel_run", "Cancel run"),
+        Binding("ctrl+o", "load_yaml", "Open"),
+        Binding("ctrl+s", "save_yaml", "Save"),
+        Binding("c", "cancel_run", "Cancel"),
         Binding("u", "resume_run", "Resume"),
-        Binding("g", "toggle_lr", "LR on chart"),
+        Binding("g", "toggle_lr", "LR"),
     ]
+    FORM_ONLY = {"load_yaml", "save_yaml"}
+    LIVE_ONLY = {"cancel_run", "resume_run", "toggle_lr"}
 
     @dataclass
     class ModelChanged(Message):
@@ -174,14 +176,34 @@ class TrainPane(Vertical):
         else:
             self.query_one("#f-model", Input).focus()
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Show each view's own actions; dim Cancel/Resume when they cannot apply."""
+        live_view = self.query_one("#train-view", ContentSwitcher).current == "train-live"
+        # False hides a binding; None shows it dimmed.
+        if action in self.FORM_ONLY and live_view or action in self.LIVE_ONLY and not live_view:
+            return False
+        status = self.query_one(LiveView).status
+        if action == "cancel_run":
+            return True if status == "running" else None
+        if action == "resume_run":
+            return True if status in ("cancelled", "failed", "interrupted") else None
+        return True
+
     def action_toggle_view(self) -> None:
         switcher = self.query_one("#train-view", ContentSwitcher)
-        switcher.current = "train-live" if switcher.current == "train-form" else "train-form"
-        self.focus_default()
+        self.set_view("train-live" if switcher.current == "train-form" else "train-form")
+
+    def set_view(self, view: str) -> None:
+        """Show the form or the live view and focus it; the footer follows."""
+        self.query_one("#train-view", ContentSwitcher).current = view
+        focused = self.screen.focused
+        if focused is not None and self in focused.ancestors:
+            # Only while the user is in this pane: focusing a hidden pane would switch tabs.
+            self.focus_default()
+        self.refresh_bindings()
 
     def show_live(self) -> None:
-        self.query_one("#train-view", ContentSwitcher).current = "train-live"
-        self.focus_default()
+        self.set_view("train-live")
 
     # The form ---------------------------------------------------------------------------
 
@@ -231,7 +253,7 @@ class TrainPane(Vertical):
     def set_dataset(self, path: str) -> None:
         """Train on `path` (asked for from the Datasets pane)."""
         self._select_path("train_data", path)
-        self.query_one("#train-view", ContentSwitcher).current = "train-form"
+        self.set_view("train-form")
         self.notify(f"Training data set: {path}")
 
     def form_data(self) -> dict[str, Any]:
@@ -448,7 +470,7 @@ class TrainPane(Vertical):
         if not message.run_ids or self.query_one(LiveView).run_id is not None:
             return
         self.query_one(LiveView).attach(message.run_ids[0])
-        self.query_one("#train-view", ContentSwitcher).current = "train-live"
+        self.set_view("train-live")
         others = f" ({len(message.run_ids) - 1} more in Runs)" if len(message.run_ids) > 1 else ""
         self.notify(f"Re-attached to training run #{message.run_ids[0]}{others}.")
 
@@ -483,6 +505,10 @@ class TrainPane(Vertical):
 
     def action_toggle_lr(self) -> None:
         self.query_one(LiveView).toggle_lr()
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def _resolve_paths(config: dict, base: Path) -> dict:
@@ -610,6 +636,7 @@ class LiveView(Vertical, can_focus=True):
         # Rows are written before a run is closed, so one read after the end has them all.
         self._done = self.status != "running"
         self._draw()
+        self.screen.refresh_bindings()  # Cancel/Resume follow the status
 
     def _latest(self, name: str) -> float | None:
         values = self.series.get(name)
@@ -630,7 +657,8 @@ class LiveView(Vertical, can_focus=True):
         title = [f"[b]Run #{self.run_id}[/b]", f"[{style}]{self.status or '…'}[/]",
                  escape(str(cfg.get("model", run.get("model") or ""))), escape(data)]
         if cfg:
-            title.append(f"r{cfg.get('lora_r')} α{cfg.get('lora_alpha')} lr {cfg.get('lr')} "
+            title.append(f"r{_num(cfg.get('lora_r'))} α{_num(cfg.get('lora_alpha'))} "
+                         f"lr {_num(cfg.get('lr'))} "
                          f"batch {cfg.get('batch_size')}×{cfg.get('grad_accum')}")
         self.query_one("#live-title", Static).update(" · ".join(t for t in title if t))
         total = self._latest("total_steps")
