@@ -6,21 +6,24 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
+from textual import work
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from tui.datasets import DatasetsPane
 from tui.help import ActionEntry, HelpScreen, collect_actions
 from tui.runs import RunsPane
-from tui.train import TrainPane
-from tui.widgets import ConfirmScreen, open_db
+from tui.train import TrainPane, running_train_runs
+from tui.widgets import ConfirmScreen
 
 # (tab id, title, number key, letter key)
 PANES = [
@@ -34,21 +37,30 @@ PANES = [
 # Worker groups that only read the run log or files; anything else running counts as work
 # in progress when quitting.
 QUIET_GROUPS = {
-    "runs-load", "train-tail", "train-check", "train-datasets", "train-running",
+    "app-running", "runs-load", "train-tail", "train-check", "train-datasets", "train-running",
     "datasets-discover", "datasets-load", "datasets-tokens",
 }
 
 
-def _optional_pane(module: str, cls_name: str, db_path: str, dataset_paths: list[str]) -> Widget:
-    """The pane from `module`, or a label saying why it is not available."""
+def _pane_class(pane_id: str) -> type[Widget] | str:
+    """The class of a pane, or a message saying why it is not available."""
+    if pane_id in PANE_CLASSES:
+        return PANE_CLASSES[pane_id]
+    module, cls_name = OPTIONAL_PANES[pane_id]
     try:
-        cls = getattr(importlib.import_module(module), cls_name)
-        return cls(db_path=db_path, dataset_paths=dataset_paths)
+        return getattr(importlib.import_module(module), cls_name)
     except Exception as exc:  # noqa: BLE001 - a missing pane must not stop the app
-        return Static(
-            f"This pane is not available ({module}: {exc.__class__.__name__}: {exc}).",
-            classes="unavailable",
-        )
+        return f"This pane is not available ({module}: {exc.__class__.__name__}: {exc})."
+
+
+PANE_CLASSES: dict[str, type[Widget]] = {
+    "datasets": DatasetsPane, "train": TrainPane, "runs": RunsPane,
+}
+# Panes built in their own modules; the app works (with a note in their tab) without them.
+OPTIONAL_PANES = {
+    "playground": ("tui.playground", "PlaygroundPane"),
+    "evaluate": ("tui.evaluate", "EvaluatePane"),
+}
 
 
 class SchemaLabCommands(Provider):
@@ -78,14 +90,16 @@ class SchemaLabCommands(Provider):
     async def _run(self, entry: ActionEntry) -> None:
         app = self.app
         assert isinstance(app, SchemaLabApp)
+        namespace = entry.namespace
         if entry.pane_id:
-            app.action_show_pane(entry.pane_id)
+            await app.action_show_pane(entry.pane_id)
+            namespace = app.pane_widget(entry.pane_id)
         # Call the action itself: a palette entry works even where its key is hidden (e.g.
         # Cancel while the Train form is on show); the action says when it cannot apply.
         _, name, params = parse_action(entry.action)
-        method = getattr(entry.namespace, f"action_{name}", None)
+        method = getattr(namespace, f"action_{name}", None)
         if method is None:
-            await app.run_action(entry.action, entry.namespace)
+            await app.run_action(entry.action, namespace)
             return
         result = method(*params)
         if inspect.isawaitable(result):
@@ -114,50 +128,77 @@ class SchemaLabApp(App):
         self.db_path = str(db_path)
         self.dataset_paths = [str(p) for p in (dataset_paths or ["datasets"])]
         self.sub_title = Path(self.db_path).name
-        self._create_run_log()
-
-    def _create_run_log(self) -> None:
-        """Create (or migrate) the run log once, before any pane's worker opens it."""
-        try:
-            open_db(self.db_path).conn.close()
-        except Exception:  # noqa: BLE001 - run_app reports it; panes report their own errors
-            pass
 
     def compose(self) -> ComposeResult:
+        # Only the first pane is built now; the others on first use (keeps start-up fast).
         yield Header(icon="")
         with TabbedContent(id="panes"):
-            with TabPane(f"{PANES[0][2]} Datasets", id="datasets"):
-                yield DatasetsPane(self.db_path, self.dataset_paths, id="datasets-pane")
-            with TabPane(f"{PANES[1][2]} Train", id="train"):
-                yield TrainPane(self.db_path, self.dataset_paths, id="train-pane")
-            with TabPane(f"{PANES[2][2]} Playground", id="playground"):
-                yield _optional_pane(
-                    "tui.playground", "PlaygroundPane", self.db_path, self.dataset_paths
-                )
-            with TabPane(f"{PANES[3][2]} Evaluate", id="evaluate"):
-                yield _optional_pane(
-                    "tui.evaluate", "EvaluatePane", self.db_path, self.dataset_paths
-                )
-            with TabPane(f"{PANES[4][2]} Runs", id="runs"):
-                yield RunsPane(self.db_path, id="runs-pane")
+            for pane_id, title, num, _ in PANES:
+                with TabPane(f"{num} {title}", id=pane_id):
+                    if pane_id == "datasets":
+                        yield self._make_pane(pane_id)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._focus_pane, "datasets")
+        self._check_running()
+
+    @work(thread=True, exclusive=True, group="app-running", exit_on_error=False)
+    def _check_running(self) -> None:
+        try:
+            # Also creates the run log (open_db serialises that with the panes' workers).
+            running = running_train_runs(self.db_path)
+        except Exception:  # noqa: BLE001 - the Train pane reports run-log errors itself
+            return
+        if running:
+            self.post_message(self.TrainingRunning(running))
+
+    @dataclass
+    class TrainingRunning(Message):
+        """Training runs were running when the app started."""
+
+        run_ids: list[int]
+
+    async def on_schema_lab_app_training_running(self, message: TrainingRunning) -> None:
+        # Build the Train pane now so it re-attaches and follows the run in the background.
+        await self.ensure_pane("train")
 
     # Routing between panes ---------------------------------------------------------------
 
+    def _make_pane(self, pane_id: str) -> Widget:
+        cls = _pane_class(pane_id)
+        if isinstance(cls, str):
+            return Static(cls, classes="unavailable")
+        if pane_id == "runs":
+            return cls(self.db_path, id="runs-pane")
+        if pane_id in PANE_CLASSES:
+            return cls(self.db_path, self.dataset_paths, id=f"{pane_id}-pane")
+        try:
+            return cls(db_path=self.db_path, dataset_paths=self.dataset_paths)
+        except Exception as exc:  # noqa: BLE001
+            return Static(f"This pane could not start: {exc}", classes="unavailable")
+
     def pane_widget(self, pane_id: str) -> Widget | None:
-        """The widget inside the tab `pane_id` (a pane, or the not-available label)."""
+        """The widget inside the tab `pane_id` (a pane, or the not-available label), if built."""
         tab = self.query_one(f"#{pane_id}", TabPane)
         return tab.children[0] if tab.children else None
 
-    def action_show_pane(self, pane_id: str) -> None:
+    async def ensure_pane(self, pane_id: str) -> Widget:
+        """The pane in tab `pane_id`, built and mounted if this is its first use."""
+        widget = self.pane_widget(pane_id)
+        if widget is None:
+            widget = self._make_pane(pane_id)
+            await self.query_one(f"#{pane_id}", TabPane).mount(widget)
+        return widget
+
+    async def action_show_pane(self, pane_id: str) -> None:
+        await self.ensure_pane(pane_id)
         self.query_one("#panes", TabbedContent).active = pane_id
         self._focus_pane(pane_id)
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.tabbed_content.id == "panes":  # not a pane's own inner tabs
+            await self.ensure_pane(event.pane.id)
             self.call_after_refresh(self._focus_pane, event.pane.id)
 
     def _focus_pane(self, pane_id: str | None) -> None:
@@ -173,42 +214,48 @@ class SchemaLabApp(App):
                 widget.focus()
                 return
 
-    def on_runs_pane_open_run(self, message: RunsPane.OpenRun) -> None:
+    async def on_runs_pane_open_run(self, message: RunsPane.OpenRun) -> None:
         if message.kind == "validate":
-            self.action_show_pane("datasets")
+            await self.action_show_pane("datasets")
             self.query_one(DatasetsPane).show_validation(message.run_id)
         elif message.kind == "train":
-            self.action_show_pane("train")
+            await self.action_show_pane("train")
             self.query_one(TrainPane).attach(message.run_id)
         elif message.kind == "eval":
-            pane = self.pane_widget("evaluate")
-            if pane is not None and hasattr(pane, "show_run"):
-                self.action_show_pane("evaluate")
+            pane = await self.ensure_pane("evaluate")
+            if hasattr(pane, "show_run"):
+                await self.action_show_pane("evaluate")
                 pane.show_run(message.run_id)
             else:
-                self.notify("The Evaluate pane cannot show runs yet.", severity="warning")
+                self.notify("The Evaluate pane cannot show runs.", severity="warning")
 
     def on_train_pane_model_changed(self, message: TrainPane.ModelChanged) -> None:
         self.query_one(DatasetsPane).set_token_model(message.model, message.max_seq_len)
 
-    def on_datasets_pane_train_on(self, message: DatasetsPane.TrainOn) -> None:
-        self.action_show_pane("train")
+    async def on_datasets_pane_train_on(self, message: DatasetsPane.TrainOn) -> None:
+        await self.action_show_pane("train")
         self.query_one(TrainPane).set_dataset(message.path)
 
+    def _refresh_runs(self) -> None:
+        runs = self.pane_widget("runs")
+        if isinstance(runs, RunsPane):
+            runs.action_refresh()
+
     def on_train_pane_run_changed(self, message: TrainPane.RunChanged) -> None:
-        self.query_one(RunsPane).action_refresh()
+        self._refresh_runs()
 
     def on_datasets_pane_validated(self, message: DatasetsPane.Validated) -> None:
-        self.query_one(RunsPane).action_refresh()
+        self._refresh_runs()
 
     # Help, palette, quit ---------------------------------------------------------------
 
     def action_entries(self) -> list[ActionEntry]:
+        """Every bound action; pane bindings come from the pane classes (built or not)."""
         panes = []
         for pane_id, title, _, _ in PANES:
-            widget = self.pane_widget(pane_id)
-            if widget is not None:
-                panes.append((pane_id, title, widget))
+            cls = _pane_class(pane_id)
+            if not isinstance(cls, str):
+                panes.append((pane_id, title, cls))
         return collect_actions(self, panes)
 
     def action_help(self) -> None:
@@ -221,7 +268,11 @@ class SchemaLabApp(App):
             for w in self.workers
             if w.is_running and w.group not in QUIET_GROUPS
         ]
-        for run_id in self.query_one(TrainPane).running_runs():
+        try:
+            running = running_train_runs(self.db_path)
+        except Exception:  # noqa: BLE001 - quitting must work even with a broken run log
+            running = []
+        for run_id in running:
             busy.append(f"training run #{run_id} (keeps running; reopen SchemaLab to follow it)")
         return busy
 

@@ -104,6 +104,7 @@ class DatasetsPane(Vertical):
         self.token_model = "tiny"
         self.max_seq_len = 512
         self.lengths: dict[tuple, list[int]] = {}
+        self._last_focus = None
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="dataset-table", cursor_type="row")
@@ -132,12 +133,20 @@ class DatasetsPane(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#validate-progress").display = False
-        self.query_one("#example-prompt", Static).update("Select a data set above.")
-        self._discover()
+        self.query_one("#example-prompt", Static).update("Reading data sets…")
+        # After the first frame: reading files in a thread still competes for the CPU.
+        self.call_after_refresh(self._discover)
 
     def focus_default(self) -> None:
-        table = self.query_one("#dataset-table", DataTable)
-        (table if not self.examples else self.query_one("#example-table", DataTable)).focus()
+        """Focus where the user last was in this pane; the data-set list at first."""
+        last = self._last_focus
+        if last is not None and last.is_attached and last.display and last.focusable:
+            last.focus()
+        else:
+            self.query_one("#dataset-table", DataTable).focus()
+
+    def on_descendant_focus(self, event) -> None:
+        self._last_focus = event.widget
 
     # Discovery and loading ----------------------------------------------------------------
 

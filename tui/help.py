@@ -22,10 +22,10 @@ class ActionEntry:
     keys: str
     description: str
     action: str
-    namespace: DOMNode
+    namespace: DOMNode | type  # the app, or a pane class (the app finds the pane itself)
 
 
-def _bindings(node: DOMNode) -> list[Binding]:
+def _bindings(node: DOMNode | type) -> list[Binding]:
     out = []
     for item in getattr(node, "BINDINGS", []):
         if isinstance(item, Binding):
@@ -40,7 +40,7 @@ def _display_keys(binding: Binding, app: App) -> str:
     return " / ".join(keys)
 
 
-def collect_actions(app: App, panes: list[tuple[str, str, DOMNode]]) -> list[ActionEntry]:
+def collect_actions(app: App, panes: list[tuple[str, str, DOMNode | type]]) -> list[ActionEntry]:
     """App-wide actions, then each pane's, skipping bindings without a description."""
     entries: list[ActionEntry] = []
     for binding in _bindings(app):

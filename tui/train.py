@@ -458,13 +458,7 @@ class TrainPane(Vertical):
         self.post_message(self.Running(self._running_ids()))
 
     def _running_ids(self) -> list[int]:
-        from engine import runlog
-
-        db = open_db(self.db_path)
-        try:
-            return [r["id"] for r in runlog.list_runs(db, kind="train") if r["status"] == "running"]
-        finally:
-            db.conn.close()
+        return running_train_runs(self.db_path)
 
     def on_train_pane_running(self, message: Running) -> None:
         if not message.run_ids or self.query_one(LiveView).run_id is not None:
@@ -473,13 +467,6 @@ class TrainPane(Vertical):
         self.set_view("train-live")
         others = f" ({len(message.run_ids) - 1} more in Runs)" if len(message.run_ids) > 1 else ""
         self.notify(f"Re-attached to training run #{message.run_ids[0]}{others}.")
-
-    def running_runs(self) -> list[int]:
-        """Training runs running now (read from the run log)."""
-        try:
-            return self._running_ids()
-        except Exception:  # noqa: BLE001 - quitting must still work
-            return []
 
     def action_cancel_run(self) -> None:
         live = self.query_one(LiveView)
@@ -505,6 +492,17 @@ class TrainPane(Vertical):
 
     def action_toggle_lr(self) -> None:
         self.query_one(LiveView).toggle_lr()
+
+
+def running_train_runs(db_path: str) -> list[int]:
+    """Ids of the training runs running now, newest first (dead ones are marked interrupted)."""
+    from engine import runlog
+
+    db = open_db(db_path)
+    try:
+        return [r["id"] for r in runlog.list_runs(db, kind="train") if r["status"] == "running"]
+    finally:
+        db.conn.close()
 
 
 def _num(value: Any) -> str:
