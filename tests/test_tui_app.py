@@ -38,31 +38,69 @@ def seed_runs_db(path: Path) -> dict[str, int]:
     runlog.update_run(db, validate_id, started=T0, ended=T0 + 2.5, heartbeat=T0 + 2.5)
 
     config = {
-        "model": "tiny", "train_data": "datasets/sample/train.jsonl", "lora_r": 8,
-        "lora_alpha": 16, "lr": 0.001, "batch_size": 4, "grad_accum": 1, "epochs": 2,
+        "model": "tiny",
+        "train_data": "datasets/sample/train.jsonl",
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lr": 0.001,
+        "batch_size": 4,
+        "grad_accum": 1,
+        "epochs": 2,
         "max_seq_len": 512,
     }
-    done_id = runlog.create_run(db, "train", config, model="tiny", name="tiny on sample",
-                                data_path=config["train_data"], started=T0 + 60)
+    done_id = runlog.create_run(
+        db,
+        "train",
+        config,
+        model="tiny",
+        name="tiny on sample",
+        data_path=config["train_data"],
+        started=T0 + 60,
+    )
     runlog.log_metrics(db, done_id, 0, {"total_steps": 40})
     for step in range(1, 41):
-        values = {"train_loss": 3.0 * 0.95 ** step + 0.4, "lr": 0.001 * (1 - step / 40),
-                  "epoch": step / 20, "tokens_per_s": 1500.0, "eta_s": (40 - step) * 0.5}
+        values = {
+            "train_loss": 3.0 * 0.95**step + 0.4,
+            "lr": 0.001 * (1 - step / 40),
+            "epoch": step / 20,
+            "tokens_per_s": 1500.0,
+            "eta_s": (40 - step) * 0.5,
+        }
         if step % 10 == 0:
-            values["val_loss"] = 3.1 * 0.95 ** step + 0.5
+            values["val_loss"] = 3.1 * 0.95**step + 0.5
         runlog.log_metrics(db, done_id, step, values)
-    runlog.finish_run(db, done_id, "completed", summary={"final_train_loss": 0.78,
-                                                         "final_val_loss": 0.92, "steps": 40})
+    runlog.finish_run(
+        db,
+        done_id,
+        "completed",
+        summary={"final_train_loss": 0.78, "final_val_loss": 0.92, "steps": 40},
+    )
     runlog.update_run(db, done_id, ended=T0 + 60 + 125, heartbeat=T0 + 60 + 125)
 
-    running_id = runlog.create_run(db, "train", {**config, "epochs": 5}, model="tiny",
-                                   name="tiny, still going", data_path=config["train_data"],
-                                   started=T0 + 300, pid=os.getpid())
+    running_id = runlog.create_run(
+        db,
+        "train",
+        {**config, "epochs": 5},
+        model="tiny",
+        name="tiny, still going",
+        data_path=config["train_data"],
+        started=T0 + 300,
+        pid=os.getpid(),
+    )
     runlog.log_metrics(db, running_id, 0, {"total_steps": 100})
     for step in range(1, 31):
-        runlog.log_metrics(db, running_id, step, {
-            "train_loss": 2.8 * 0.97 ** step + 0.5, "epoch": step / 20, "lr": 0.001,
-            "tokens_per_s": 1800.0, "eta_s": (100 - step) * 0.4})
+        runlog.log_metrics(
+            db,
+            running_id,
+            step,
+            {
+                "train_loss": 2.8 * 0.97**step + 0.5,
+                "epoch": step / 20,
+                "lr": 0.001,
+                "tokens_per_s": 1800.0,
+                "eta_s": (100 - step) * 0.4,
+            },
+        )
     runlog.update_run(db, running_id, heartbeat=T0 + 300 + 42)
     db.conn.close()
     return {"validate": validate_id, "done": done_id, "running": running_id}

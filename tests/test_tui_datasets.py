@@ -51,8 +51,9 @@ async def test_browse_filter_and_validate_the_sample(db_path, monkeypatch):
         db = runlog.connect(db_path)
         runs = runlog.list_runs(db, kind="validate")
         assert len(runs) == 1 and runs[0]["status"] == "completed"
-        stored = list(db.query("SELECT kind FROM validation_issues WHERE run_id = ?",
-                               [runs[0]["id"]]))
+        stored = list(
+            db.query("SELECT kind FROM validation_issues WHERE run_id = ?", [runs[0]["id"]])
+        )
         assert {"json_schema", "arithmetic"} <= {r["kind"] for r in stored}
         assert "err" in str(sets.get_row_at(0)[4]) and "#1" in str(sets.get_row_at(0)[4])
 
@@ -61,7 +62,7 @@ async def test_browse_filter_and_validate_the_sample(db_path, monkeypatch):
         await settle(pilot)
         examples = pane.query_one("#example-table", DataTable)
         assert examples.row_count >= 1
-        for key, (ex, found) in pane.rows.items():
+        for _ex, found in pane.rows.values():
             assert any(f["kind"] == "json_schema" for f in found)
         # The first one is on show, with the offending path's lines highlighted.
         ex, found = next(iter(pane.rows.values()))
@@ -83,8 +84,7 @@ async def test_browse_filter_and_validate_the_sample(db_path, monkeypatch):
         assert sum(1 for e, _ in pane.rows.values() if e) == len(pane.examples)
 
 
-async def test_stats_view_counts_tokens_against_max_seq_len(db_path, monkeypatch,
-                                                            tiny_model_path):
+async def test_stats_view_counts_tokens_against_max_seq_len(db_path, monkeypatch, tiny_model_path):
     from engine.models import load_tokenizer
     from engine.validate import token_lengths
     from tui.datasets import DatasetsPane

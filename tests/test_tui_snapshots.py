@@ -60,8 +60,7 @@ def test_train_form(snap_compare, seeded_db, tiny_model_path):  # noqa: F811
         pane.run_checks()
         pane.query_one("#f-train_data").focus()  # an Input's blinking cursor is not stable
 
-    assert snap_compare(make_app(seeded_db), terminal_size=WIDE,
-                        run_before=_before("2", then=form))
+    assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before("2", then=form))
 
 
 def test_runs(snap_compare, seeded_db):  # noqa: F811

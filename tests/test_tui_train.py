@@ -17,9 +17,19 @@ def anyio_backend():
 
 
 TINY_FORM = {
-    "model": "tiny", "train_data": "datasets/sample/train.jsonl", "lora_r": 8, "lora_alpha": 16,
-    "lr": 0.01, "epochs": 1, "batch_size": 4, "grad_accum": 1, "max_seq_len": 512,
-    "log_every": 1, "eval_every": 4, "save_every": 1000, "val_fraction": 0.05,
+    "model": "tiny",
+    "train_data": "datasets/sample/train.jsonl",
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "lr": 0.01,
+    "epochs": 1,
+    "batch_size": 4,
+    "grad_accum": 1,
+    "max_seq_len": 512,
+    "log_every": 1,
+    "eval_every": 4,
+    "save_every": 1000,
+    "val_fraction": 0.05,
 }
 
 
@@ -31,8 +41,9 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.25)
 
 
-async def test_form_checks_as_you_type_and_round_trips_yaml(db_path, tmp_path, monkeypatch,
-                                                            tiny_model_path):
+async def test_form_checks_as_you_type_and_round_trips_yaml(
+    db_path, tmp_path, monkeypatch, tiny_model_path
+):
     from textual.widgets import Input
 
     from engine.train.config import load_config

@@ -9,11 +9,12 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
+from textual import work
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
-from textual import work
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
@@ -37,8 +38,15 @@ PANES = [
 # Worker groups that only read the run log or files; anything else running counts as work
 # in progress when quitting.
 QUIET_GROUPS = {
-    "app-running", "runs-load", "train-tail", "train-check", "train-datasets", "train-running",
-    "datasets-discover", "datasets-load", "datasets-tokens",
+    "app-running",
+    "runs-load",
+    "train-tail",
+    "train-check",
+    "train-datasets",
+    "train-running",
+    "datasets-discover",
+    "datasets-load",
+    "datasets-tokens",
 }
 
 
@@ -54,7 +62,9 @@ def _pane_class(pane_id: str) -> type[Widget] | str:
 
 
 PANE_CLASSES: dict[str, type[Widget]] = {
-    "datasets": DatasetsPane, "train": TrainPane, "runs": RunsPane,
+    "datasets": DatasetsPane,
+    "train": TrainPane,
+    "runs": RunsPane,
 }
 # Panes built in their own modules; the app works (with a note in their tab) without them.
 OPTIONAL_PANES = {
@@ -84,8 +94,12 @@ class SchemaLabCommands(Provider):
             title = self._title(entry)
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(self._run, entry),
-                          help=f"key: {entry.keys}")
+                yield Hit(
+                    score,
+                    matcher.highlight(title),
+                    partial(self._run, entry),
+                    help=f"key: {entry.keys}",
+                )
 
     async def _run(self, entry: ActionEntry) -> None:
         app = self.app
@@ -111,9 +125,9 @@ class SchemaLabApp(App):
 
     TITLE = "SchemaLab"
     CSS_PATH = "app.tcss"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
     COMMANDS = App.COMMANDS | {SchemaLabCommands}
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         *[
             Binding(f"{num},{letter}", f"show_pane('{pane_id}')", title, show=False)
             for pane_id, title, num, letter in PANES
@@ -288,8 +302,9 @@ class SchemaLabApp(App):
                 self.exit()
 
         self.push_screen(
-            ConfirmScreen("Work in progress:\n  " + "\n  ".join(busy) + "\nQuit anyway?",
-                          yes="Quit"),
+            ConfirmScreen(
+                "Work in progress:\n  " + "\n  ".join(busy) + "\nQuit anyway?", yes="Quit"
+            ),
             answered,
         )
 

@@ -8,12 +8,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, ProgressBar, Select, Static
@@ -32,7 +32,7 @@ class _Cancelled(Exception):
 class DatasetsPane(Vertical):
     """Data sets, their examples and findings, their statistics, and validation."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "validate", "Validate"),
         Binding("V", "validate_folder", "Validate all"),
         Binding("s", "toggle_stats", "Stats"),
@@ -112,8 +112,13 @@ class DatasetsPane(Vertical):
         yield table
         with Horizontal(id="filters"):
             for name in ("schema", "complexity", "split", "finding"):
-                yield Select([(f"{name}: all", ALL)], value=ALL, allow_blank=False,
-                             compact=True, id=f"filter-{name}")
+                yield Select(
+                    [(f"{name}: all", ALL)],
+                    value=ALL,
+                    allow_blank=False,
+                    compact=True,
+                    id=f"filter-{name}",
+                )
         yield ProgressBar(id="validate-progress", show_eta=False)
         with ContentSwitcher(initial="examples-view", id="dataset-view"):
             with Vertical(id="examples-view"):
@@ -176,13 +181,18 @@ class DatasetsPane(Vertical):
         for info in message.infos:
             mix = " ".join(f"{k[:3]} {v}" for k, v in sorted(info.complexity_mix.items()))
             table.add_row(
-                info.name, str(info.n_examples), str(len(info.schema_ids)), mix,
-                message.statuses.get(str(info.path), ""), key=str(info.path),
+                info.name,
+                str(info.n_examples),
+                str(len(info.schema_ids)),
+                mix,
+                message.statuses.get(str(info.path), ""),
+                key=str(info.path),
             )
         if not message.infos:
             self.query_one("#example-prompt", Static).update(
-                "No .jsonl data sets under " + ", ".join(self.dataset_paths) +
-                ". Pass a folder with --datasets DIR."
+                "No .jsonl data sets under "
+                + ", ".join(self.dataset_paths)
+                + ". Pass a folder with --datasets DIR."
             )
             return
         target = self.path if self.path in self.infos else str(message.infos[0].path)
@@ -267,8 +277,14 @@ class DatasetsPane(Vertical):
                 continue
             key = f"ex:{i}"
             self.rows[key] = (ex, found)
-            table.add_row(escape(ex.id), escape(ex.schema_id), (ex.complexity or "?")[:3],
-                          ex.split or "-", _finding_cell(found), key=key)
+            table.add_row(
+                escape(ex.id),
+                escape(ex.schema_id),
+                (ex.complexity or "?")[:3],
+                ex.split or "-",
+                _finding_cell(found),
+                key=key,
+            )
         # Findings that belong to no loaded example (a line that did not parse, a schema).
         for j, f in enumerate(by_example.get(None, [])):
             if not _matches(want, None, None, None, [f]):
@@ -384,9 +400,11 @@ class DatasetsPane(Vertical):
 
             schemas_dir = find_schemas_dir(paths[0])
             report = validate_files(paths, schemas_dir=schemas_dir, progress=progress)
-            config = {"paths": [str(Path(p).resolve()) for p in paths],
-                      "schemas_dir": str(schemas_dir) if schemas_dir else None,
-                      "rules": report.rules_sources}
+            config = {
+                "paths": [str(Path(p).resolve()) for p in paths],
+                "schemas_dir": str(schemas_dir) if schemas_dir else None,
+                "rules": report.rules_sources,
+            }
             db = open_db(self.db_path)
             try:
                 run_id = record_validation(db, report, config)
@@ -501,8 +519,14 @@ def _matches(want: dict[str, str], schema, complexity, split, found: list[dict])
 def _finding_cell(found: list[dict]) -> str:
     if not found:
         return ""
-    worst = min(found, key=lambda f: ("error", "warning", "info").index(f["severity"])
-                if f["severity"] in ("error", "warning", "info") else 3)
+    worst = min(
+        found,
+        key=lambda f: (
+            ("error", "warning", "info").index(f["severity"])
+            if f["severity"] in ("error", "warning", "info")
+            else 3
+        ),
+    )
     kinds = sorted({f["kind"] for f in found})
     more = f" +{len(kinds) - 1}" if len(kinds) > 1 else ""
     return f"{SEVERITY_MARK.get(worst['severity'], '')} {kinds[0]}{more}"
@@ -533,9 +557,11 @@ def run_files(db, run_id: int) -> list[str]:
     if rows[0]["data_path"]:
         files.extend(rows[0]["data_path"].replace(",", ";").split(";"))
     files.extend(
-        r["file"] for r in db.query(
+        r["file"]
+        for r in db.query(
             "SELECT DISTINCT file FROM validation_issues WHERE run_id = ? AND file IS NOT NULL",
-            [run_id])
+            [run_id],
+        )
     )
     out: list[str] = []
     for f in files:
@@ -560,7 +586,9 @@ def _issues(db, run_id: int, path: str | Path) -> list[dict]:
     target = _resolved(path)
     rows = db.query(
         "SELECT kind, severity, message, example_id, line, path, file FROM validation_issues"
-        " WHERE run_id = ? ORDER BY id", [run_id])
+        " WHERE run_id = ? ORDER BY id",
+        [run_id],
+    )
     return [dict(r) for r in rows if r["file"] is None or _resolved(r["file"]) == target]
 
 
@@ -644,10 +672,13 @@ def render_histogram(lengths: list[int], max_seq_len: int, model: str, bins: int
     dropped = sum(n > max_seq_len for n in lengths)
     ordered = sorted(lengths)
     lines = [
-        f"[b]Token lengths[/b] ({escape(model)} tokenizer, prompt + JSON + EOS): "
-        f"min {ordered[0]}, median {ordered[len(ordered) // 2]}, max {ordered[-1]}",
-        (f"[red]{dropped} of {len(lengths)} longer than max_seq_len {max_seq_len}[/red]"
-         if dropped else f"[green]all {len(lengths)} fit max_seq_len {max_seq_len}[/green]"),
+        (
+            f"[b]Token lengths[/b] ({escape(model)} tokenizer, prompt + JSON + EOS): "
+            f"min {ordered[0]}, median {ordered[len(ordered) // 2]}, max {ordered[-1]}"
+        ),
+        f"[red]{dropped} of {len(lengths)} longer than max_seq_len {max_seq_len}[/red]"
+        if dropped
+        else f"[green]all {len(lengths)} fit max_seq_len {max_seq_len}[/green]",
         "",
     ]
     for b in range(bins):

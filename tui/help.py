@@ -4,9 +4,10 @@ command palette, so every action has a key, a line here and a palette entry."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.dom import DOMNode
 from textual.screen import ModalScreen
@@ -46,15 +47,22 @@ def collect_actions(app: App, panes: list[tuple[str, str, DOMNode | type]]) -> l
     for binding in _bindings(app):
         if binding.description:
             entries.append(
-                ActionEntry("", None, _display_keys(binding, app), binding.description,
-                            binding.action, app)
+                ActionEntry(
+                    "", None, _display_keys(binding, app), binding.description, binding.action, app
+                )
             )
     for pane_id, title, widget in panes:
         for binding in _bindings(widget):
             if binding.description:
                 entries.append(
-                    ActionEntry(title, pane_id, _display_keys(binding, app),
-                                binding.description, binding.action, widget)
+                    ActionEntry(
+                        title,
+                        pane_id,
+                        _display_keys(binding, app),
+                        binding.description,
+                        binding.action,
+                        widget,
+                    )
                 )
     return entries
 
@@ -62,7 +70,9 @@ def collect_actions(app: App, panes: list[tuple[str, str, DOMNode | type]]) -> l
 class HelpScreen(ModalScreen[None]):
     """A table of every binding; any of escape, q or ? closes it."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss_help", "Close")
+    ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {

@@ -8,7 +8,8 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.cli import COMMANDS, main as cli_main
+    from engine.cli import COMMANDS
+    from engine.cli import main as cli_main
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in COMMANDS or a in ("-h", "--help", "--version") for a in argv):

@@ -4,10 +4,11 @@ Opening a run asks the app to show it in the pane it belongs to; deleting asks f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
@@ -95,7 +96,7 @@ def run_label(run: dict) -> str:
 class RunsPane(Vertical):
     """A table of runs with the selected run's config and results below it."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_run", "Open"),
         Binding("x,delete", "delete_run", "Delete"),
         Binding("ctrl+r", "refresh", "Refresh"),
@@ -180,7 +181,7 @@ class RunsPane(Vertical):
             return None
         try:
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # cursor outside the table while it refills
+        except LookupError:  # cursor outside the table while it refills
             return None
         return int(key.value) if key.value is not None else None
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
@@ -66,7 +66,7 @@ def _problem_key(problem: str) -> str:
 class TrainPane(Vertical):
     """The training form and the live view of a training run."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+t", "toggle_view", "Form/Live"),
         Binding("ctrl+o", "load_yaml", "Open"),
@@ -75,8 +75,8 @@ class TrainPane(Vertical):
         Binding("u", "resume_run", "Resume"),
         Binding("g", "toggle_lr", "LR"),
     ]
-    FORM_ONLY = {"load_yaml", "save_yaml"}
-    LIVE_ONLY = {"cancel_run", "resume_run", "toggle_lr"}
+    FORM_ONLY: ClassVar[set[str]] = {"load_yaml", "save_yaml"}
+    LIVE_ONLY: ClassVar[set[str]] = {"cancel_run", "resume_run", "toggle_lr"}
 
     @dataclass
     class ModelChanged(Message):
@@ -141,22 +141,40 @@ class TrainPane(Vertical):
                         with Horizontal(classes="form-row", id=f"row-{key}"):
                             yield Label(label, classes="form-label")
                             if kind == "input":
-                                yield Input(_show_value(DEFAULTS.get(key)), id=f"f-{key}",
-                                            compact=True, classes="form-input")
+                                yield Input(
+                                    _show_value(DEFAULTS.get(key)),
+                                    id=f"f-{key}",
+                                    compact=True,
+                                    classes="form-input",
+                                )
                             elif kind == "data":
-                                yield Select([], prompt="(none)", id=f"f-{key}", compact=True,
-                                             classes="form-input")
+                                yield Select(
+                                    [],
+                                    prompt="(none)",
+                                    id=f"f-{key}",
+                                    compact=True,
+                                    classes="form-input",
+                                )
                             else:
-                                yield Select([(p, p) for p in PRECISIONS], id=f"f-{key}",
-                                             value=DEFAULTS.get(key, PRECISIONS[0]),
-                                             allow_blank=False, compact=True,
-                                             classes="form-input")
+                                yield Select(
+                                    [(p, p) for p in PRECISIONS],
+                                    id=f"f-{key}",
+                                    value=DEFAULTS.get(key, PRECISIONS[0]),
+                                    allow_blank=False,
+                                    compact=True,
+                                    classes="form-input",
+                                )
                             yield Static("", classes="form-problem", id=f"p-{key}")
                     with Horizontal(classes="form-row"):
                         yield Label("GPU card", classes="form-label")
-                        yield Select([(f"{gb} GB", gb) for gb in CARDS], value=16,
-                                     allow_blank=False, compact=True, id="f-card",
-                                     classes="form-input")
+                        yield Select(
+                            [(f"{gb} GB", gb) for gb in CARDS],
+                            value=16,
+                            allow_blank=False,
+                            compact=True,
+                            id="f-card",
+                            classes="form-input",
+                        )
                         yield Static("", classes="form-problem")
                 with VerticalScroll(id="form-info"):
                     yield Static(id="form-problems")
@@ -326,8 +344,10 @@ class TrainPane(Vertical):
             self.query_one(f"#f-{key}").set_class(bool(found), "-problem")
         box = self.query_one("#form-problems", Static)
         if self.problems:
-            box.update(f"[red]{len(self.problems)} problem(s)[/red]" + "".join(
-                f"\n[red]• {escape(p)}[/red]" for p in general))
+            box.update(
+                f"[red]{len(self.problems)} problem(s)[/red]"
+                + "".join(f"\n[red]• {escape(p)}[/red]" for p in general)
+            )
         else:
             box.update("[green]✓ config is valid[/green] (ctrl+l launches)")
 
@@ -373,10 +393,13 @@ class TrainPane(Vertical):
 
             try:
                 loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-                if not isinstance(loaded, dict):
-                    raise ValueError("the file must hold a mapping of key: value")
-            except (OSError, ValueError, yaml.YAMLError) as exc:
+            except (OSError, yaml.YAMLError) as exc:
                 self.notify(f"Cannot load {path}: {short_error(exc)}", severity="error")
+                return
+            if not isinstance(loaded, dict):
+                self.notify(
+                    f"Cannot load {path}: it must hold a mapping of key: value", severity="error"
+                )
                 return
             self.yaml_path = path
             self.fill_form(_resolve_paths(loaded, Path(path).resolve().parent))
@@ -404,8 +427,9 @@ class TrainPane(Vertical):
             self.yaml_path = path
             self.notify(f"Saved {path}.")
 
-        self.app.push_screen(PathScreen("Save the training config as (YAML)", self.yaml_path),
-                             chosen)
+        self.app.push_screen(
+            PathScreen("Save the training config as (YAML)", self.yaml_path), chosen
+        )
 
     # Runs ---------------------------------------------------------------------------------
 
@@ -439,8 +463,7 @@ class TrainPane(Vertical):
 
     def on_train_pane_done(self, message: Done) -> None:
         if message.error:
-            self.notify(f"Could not {message.what}: {message.error}", severity="error",
-                        timeout=10)
+            self.notify(f"Could not {message.what}: {message.error}", severity="error", timeout=10)
             return
         verbs = {"launch": "Launched", "resume": "Resumed as", "cancel": "Cancelling"}
         self.notify(f"{verbs[message.what]} training run #{message.run_id}.")
@@ -479,9 +502,15 @@ class TrainPane(Vertical):
             if yes:
                 self._engine_call("cancel", run_id)
 
-        self.app.push_screen(ConfirmScreen(
-            f"Cancel training run #{run_id}? It stops at the next step and keeps its last "
-            "checkpoint, so it can be resumed.", yes="Cancel run", no="Keep running"), answered)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Cancel training run #{run_id}? It stops at the next step and keeps its last "
+                "checkpoint, so it can be resumed.",
+                yes="Cancel run",
+                no="Keep running",
+            ),
+            answered,
+        )
 
     def action_resume_run(self) -> None:
         live = self.query_one(LiveView)
@@ -529,8 +558,9 @@ def _memory_text(cfg, card_gb: float) -> str:
     except Exception as exc:  # noqa: BLE001 - an estimate is advice, not a blocker
         return f"[dim]memory estimate unavailable: {escape(short_error(exc))}[/dim]"
     verdict = "[green]fits[/green]" if est.fits else "[red]does not fit[/red]"
-    parts = ", ".join(f"{k} {v:.2f}" for k, v in est.breakdown.items()
-                      if isinstance(v, (int, float)))
+    parts = ", ".join(
+        f"{k} {v:.2f}" for k, v in est.breakdown.items() if isinstance(v, (int, float))
+    )
     return f"Memory ≈ {est.total_gb:.2f} GB: {verdict} a {card_gb:g} GB card\n[dim]{parts}[/dim]"
 
 
@@ -542,14 +572,21 @@ def _lengths_text(cfg) -> str:
     except Exception as exc:  # noqa: BLE001
         return f"[dim]length check unavailable: {escape(short_error(exc))}[/dim]"
     if rep.n_too_long:
-        return (f"[yellow]{rep.n_too_long} of {rep.n_total} examples are longer than "
-                f"max_seq_len {cfg.max_seq_len} and would be dropped[/yellow]")
+        return (
+            f"[yellow]{rep.n_too_long} of {rep.n_total} examples are longer than "
+            f"max_seq_len {cfg.max_seq_len} and would be dropped[/yellow]"
+        )
     return f"[green]all {rep.n_total} examples fit max_seq_len {cfg.max_seq_len}[/green]"
 
 
 TAIL_EVERY_S = 1.0
-STATUS_STYLE = {"running": "bold cyan", "completed": "green", "failed": "bold red",
-                "cancelled": "yellow", "interrupted": "magenta"}
+STATUS_STYLE = {
+    "running": "bold cyan",
+    "completed": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "interrupted": "magenta",
+}
 
 
 class LiveView(Vertical, can_focus=True):
@@ -650,22 +687,35 @@ class LiveView(Vertical, can_focus=True):
         run = self.run or {}
         cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
         style = STATUS_STYLE.get(self.status or "", "")
-        data = Path(cfg["train_data"]).parent.name + "/" + Path(cfg["train_data"]).stem \
-            if cfg.get("train_data") else ""
-        title = [f"[b]Run #{self.run_id}[/b]", f"[{style}]{self.status or '…'}[/]",
-                 escape(str(cfg.get("model", run.get("model") or ""))), escape(data)]
+        data = (
+            Path(cfg["train_data"]).parent.name + "/" + Path(cfg["train_data"]).stem
+            if cfg.get("train_data")
+            else ""
+        )
+        title = [
+            f"[b]Run #{self.run_id}[/b]",
+            f"[{style}]{self.status or '…'}[/]",
+            escape(str(cfg.get("model", run.get("model") or ""))),
+            escape(data),
+        ]
         if cfg:
-            title.append(f"r{_num(cfg.get('lora_r'))} α{_num(cfg.get('lora_alpha'))} "
-                         f"lr {_num(cfg.get('lr'))} "
-                         f"batch {cfg.get('batch_size')}×{cfg.get('grad_accum')}")
+            title.append(
+                f"r{_num(cfg.get('lora_r'))} α{_num(cfg.get('lora_alpha'))} "
+                f"lr {_num(cfg.get('lr'))} "
+                f"batch {cfg.get('batch_size')}×{cfg.get('grad_accum')}"
+            )
         self.query_one("#live-title", Static).update(" · ".join(t for t in title if t))
         total = self._latest("total_steps")
         step = max(self.series.get("train_loss", {0: 0}))
         bar = self.query_one("#live-progress", ProgressBar)
         bar.update(total=total or None, progress=step)
         parts = [f"step {step}/{int(total) if total else '?'}"]
-        for name, fmt in (("epoch", "epoch {:.2f}"), ("tokens_per_s", "{:,.0f} tok/s"),
-                          ("train_loss", "loss {:.4f}"), ("val_loss", "val {:.4f}")):
+        for name, fmt in (
+            ("epoch", "epoch {:.2f}"),
+            ("tokens_per_s", "{:,.0f} tok/s"),
+            ("train_loss", "loss {:.4f}"),
+            ("val_loss", "val {:.4f}"),
+        ):
             value = self._latest(name)
             if value is not None:
                 parts.append(fmt.format(value))
@@ -675,8 +725,10 @@ class LiveView(Vertical, can_focus=True):
             parts.append(f"took {format_duration(run_duration(run))}")
         if self._latest("gpu_mem_gb") is not None:
             peak = self._latest("gpu_peak_gb")
-            parts.append(f"GPU {self._latest('gpu_mem_gb'):.1f} GB"
-                         + (f" (peak {peak:.1f})" if peak is not None else ""))
+            parts.append(
+                f"GPU {self._latest('gpu_mem_gb'):.1f} GB"
+                + (f" (peak {peak:.1f})" if peak is not None else "")
+            )
         self.query_one("#live-stats", Static).update(" · ".join(parts))
         error = (run.get("error") or "").strip()
         self.query_one("#live-error", Static).update(
@@ -691,18 +743,27 @@ class LiveView(Vertical, can_focus=True):
         plt.clear_data()
         plt.xlabel("step")
         drawn = False
-        for name, label, color in (("train_loss", "train loss", "cyan"),
-                                   ("val_loss", "val loss", "orange")):
+        for name, label, color in (
+            ("train_loss", "train loss", "cyan"),
+            ("val_loss", "val loss", "orange"),
+        ):
             values = self.series.get(name)
             if values:
                 steps = sorted(values)
-                plt.plot(steps, [values[s] for s in steps], label=label, color=color,
-                         marker="braille")
+                plt.plot(
+                    steps, [values[s] for s in steps], label=label, color=color, marker="braille"
+                )
                 drawn = True
         lr = self.series.get("lr")
         if self.show_lr and lr:
             steps = sorted(lr)
-            plt.plot(steps, [lr[s] for s in steps], label="lr", color="gray", yside="right",
-                     marker="braille")
+            plt.plot(
+                steps,
+                [lr[s] for s in steps],
+                label="lr",
+                color="gray",
+                yside="right",
+                marker="braille",
+            )
         plt.title("loss" if drawn else "loss (waiting for the first logged step)")
         chart.refresh()

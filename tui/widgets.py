@@ -8,12 +8,12 @@ import json
 import re
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
@@ -46,7 +46,7 @@ def format_duration(seconds: float | None) -> str:
     """`42s`, `3m05s`, `2h04m`; `-` when unknown."""
     if seconds is None or seconds < 0:
         return "-"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -127,7 +127,7 @@ class JsonView(Static):
     """Syntax-highlighted JSON; the lines of `highlight` paths get a red background."""
 
     DEFAULT_CSS = "JsonView { height: auto; }"
-    highlighted: list[str] = []  # the paths whose lines are highlighted now
+    highlighted: ClassVar[list[str]] = []  # replaced per instance by show()
 
     def show(self, value: Any, highlight: list[str] | None = None) -> int | None:
         """Show `value`; returns the first highlighted line (0-based), if any."""
@@ -160,7 +160,7 @@ class JsonView(Static):
 class ConfirmScreen(ModalScreen[bool]):
     """Asks a yes/no question; dismisses with True for yes."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
@@ -211,7 +211,7 @@ def short_error(exc: BaseException) -> str:
 class PathScreen(ModalScreen["str | None"]):
     """Asks for a file path; dismisses with the path, or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     PathScreen { align: center middle; }
     PathScreen > Vertical {
