@@ -83,6 +83,12 @@ async def test_browse_filter_and_validate_the_sample(db_path, monkeypatch):
         await settle(pilot)
         assert sum(1 for e, _ in pane.rows.values() if e) == len(pane.examples)
 
+        # "Train on this" puts the data set into the Train form.
+        await pilot.press("T")
+        await settle(pilot)
+        assert app.query_one("#panes").active == "train"
+        assert app.query_one("TrainPane").form_data()["train_data"].endswith("broken.jsonl")
+
 
 async def test_stats_view_counts_tokens_against_max_seq_len(db_path, monkeypatch, tiny_model_path):
     from engine.models import load_tokenizer
