@@ -81,3 +81,25 @@ async def test_delete_asks_first_and_spares_running_runs(seeded_db):  # noqa: F8
         assert runlog.get_run(db, 2) is None
         assert runlog.metrics(db, 2) == []
         assert runlog.get_run(db, 3)["status"] == "running"
+
+
+async def test_an_eval_run_opens_in_the_evaluate_pane(seeded_db, monkeypatch):  # noqa: F811
+    from engine import runlog
+
+    evaluate = pytest.importorskip("tui.evaluate")
+    shown = []
+    monkeypatch.setattr(
+        evaluate.EvaluatePane, "show_run", lambda self, run_id: shown.append(run_id)
+    )
+    db = runlog.connect(seeded_db)
+    eval_id = runlog.create_run(db, "eval", {"model": "tiny"}, status="completed", model="tiny")
+    app = make_app(seeded_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        assert app.query_one("RunsPane").selected_run_id() == eval_id
+        await pilot.press("o")
+        await settle(pilot)
+        assert app.query_one("#panes").active == "evaluate"
+        assert shown == [eval_id]
