@@ -17,6 +17,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from engine.grounding import Prompt
+
 FAILURE_ORDER = (
     "truncated",
     "unparseable",
@@ -284,38 +286,10 @@ def _strict_format_errors(value: Any, schema: dict):
 # ---------------------------------------------------------------- diff and grounding
 
 
-def _norm_text(s: str) -> str:
-    return " ".join(s.casefold().split())
-
-
-_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-
-
-def prompt_numbers(prompt: str) -> set[float]:
-    """Every number written in the prompt, thousands separators removed."""
-    out = set()
-    for match in _NUMBER_RE.findall(prompt):
-        try:
-            out.add(float(match.replace(",", "")))
-        except ValueError:
-            pass
-    return out
-
-
-def grounded(value: Any, prompt: str, numbers: set[float] | None = None) -> bool | None:
-    """Whether a scalar value occurs in the prompt (case, whitespace and number format ignored).
-
-    None where grounding does not apply (booleans, null, objects, arrays, empty strings).
-    """
-    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
-        return None
-    if isinstance(value, (int, float)):
-        numbers = prompt_numbers(prompt) if numbers is None else numbers
-        return float(value) in numbers or _norm_text(str(value)) in _norm_text(prompt)
-    text = _norm_text(str(value))
-    if not text:
-        return None
-    return text in _norm_text(prompt)
+def grounded(value: Any, prompt: str) -> bool | None:
+    """Whether a scalar value occurs in the prompt (engine.grounding: case, whitespace, punctuation
+    and number format ignored); None where grounding does not apply (booleans, null, containers)."""
+    return Prompt(prompt).contains(value)
 
 
 def diff(expected: Any, got: Any, prompt: str = "", path: str = "$") -> list[dict]:
@@ -324,11 +298,11 @@ def diff(expected: Any, got: Any, prompt: str = "", path: str = "$") -> list[dic
     when a produced scalar value does not occur in the prompt (a hallucination)."""
     entries: list[dict] = []
     _diff(expected, got, path, entries)
-    numbers = prompt_numbers(prompt)
+    text = Prompt(prompt)
     for entry in entries:
         is_grounded = None
         if entry["kind"] != "missing":
-            is_grounded = grounded(entry["got"], prompt, numbers)
+            is_grounded = text.contains(entry["got"])
         entry["ungrounded"] = None if is_grounded is None else not is_grounded
     return entries
 

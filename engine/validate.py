@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import SchemaRegistry, file_sha256, find_schemas_dir, load_examples
+from engine.grounding import Prompt, normalise_text
 from engine.rules import RuleError, RuleSet, check_rule, resolve_rules
 from engine.types import SEVERITIES, Example, Finding
 
@@ -243,34 +244,6 @@ def json_path(parts) -> str:
 
 # --- grounding ------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def normalise_text(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def _loose(text: str) -> str:
-    """Case, spacing and punctuation folded away: "Full-Time," and "full time" match."""
-    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
-
-
-def prompt_numbers(text: str) -> set[float]:
-    """Numbers written in a prompt, however formatted: 1200, 1,200, 1200.00, $1,200."""
-    numbers = set()
-    for match in _NUMBER.finditer(text):
-        token = match.group().rstrip(",")
-        candidates = [token.replace(",", "")] + token.split(",")
-        if match.start() > 0 and text[match.start() - 1].isalnum():
-            candidates.append(token.lstrip("-").replace(",", ""))  # "A-12" is 12, not -12
-        for c in candidates:
-            try:
-                numbers.add(float(c))
-            except ValueError:
-                pass
-    return numbers
-
-
 def _leaves(value: Any, path: str = "$", schema: Any = None):
     """(path, leaf value, schema of that leaf) for every scalar in a JSON value."""
     schema = schema if isinstance(schema, dict) else {}
@@ -286,26 +259,12 @@ def _leaves(value: Any, path: str = "$", schema: Any = None):
 
 
 def ungrounded_values(prompt: str, expected: Any, schema: dict | None = None):
-    """(path, value, is_enum) for each leaf of `expected` that the prompt does not contain.
-
-    Booleans and nulls are skipped: a prompt says "remote-friendly", not "true".
-    """
-    text, loose, numbers = normalise_text(prompt), None, None
+    """(path, value, is_enum) for each leaf of `expected` that the prompt does not contain
+    (engine.grounding decides; booleans and nulls are skipped)."""
+    text = Prompt(prompt)
     for path, value, leaf_schema in _leaves(expected, "$", schema):
-        if value is None or isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
-            numbers = prompt_numbers(prompt) if numbers is None else numbers
-            if any(abs(n - value) <= 1e-6 * max(1.0, abs(value)) for n in numbers):
-                continue
-        elif isinstance(value, str):
-            norm = normalise_text(value)
-            if not norm or norm in text:
-                continue
-            loose = _loose(prompt) if loose is None else loose
-            if _loose(value) and _loose(value) in loose:
-                continue
-        yield path, value, "enum" in leaf_schema
+        if text.contains(value) is False:
+            yield path, value, "enum" in leaf_schema
 
 
 # --- duplicates, leaks, lengths -------------------------------------------------------------

@@ -148,3 +148,15 @@ def test_score_with_example_uses_its_prompt():
     unparsed = m.score(ex, '{"name": ', SCHEMA)
     assert unparsed["failure"] == "unparseable" and unparsed["schema_valid"] is False
     assert unparsed["leaf_f1"] == 0.0 and unparsed["parse_error"]
+
+
+def test_validation_and_evaluation_agree_on_grounding():
+    """The data check and the model diff use one definition of "written in the prompt"."""
+    from engine.validate import ungrounded_values
+
+    prompt = "Status: Full-Time, pay $1,250.50, ref A-12"
+    expected = {"status": "full time", "pay": 1250.5, "ref": 12, "city": "Oslo"}
+    flagged = {path for path, _, _ in ungrounded_values(prompt, expected)}
+    assert flagged == {"$.city"}
+    for key, value in expected.items():
+        assert m.grounded(value, prompt) is (f"$.{key}" not in flagged)

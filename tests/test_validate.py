@@ -8,12 +8,12 @@ import pytest
 
 from engine import runlog
 from engine.data import SchemaRegistry
+from engine.grounding import prompt_numbers
 from engine.types import Example
 from engine.validate import (
     duplicate_findings,
     format_checker,
     length_findings,
-    prompt_numbers,
     record_validation,
     token_lengths,
     ungrounded_values,
