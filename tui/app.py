@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from tui.datasets import DatasetsPane
 from tui.help import ActionEntry, HelpScreen, collect_actions
@@ -50,27 +50,19 @@ QUIET_GROUPS = {
 }
 
 
-def _pane_class(pane_id: str) -> type[Widget] | str:
-    """The class of a pane, or a message saying why it is not available."""
-    if pane_id in PANE_CLASSES:
-        return PANE_CLASSES[pane_id]
-    module, cls_name = OPTIONAL_PANES[pane_id]
-    try:
-        return getattr(importlib.import_module(module), cls_name)
-    except Exception as exc:  # noqa: BLE001 - a missing pane must not stop the app
-        return f"This pane is not available ({module}: {exc.__class__.__name__}: {exc})."
-
-
-PANE_CLASSES: dict[str, type[Widget]] = {
-    "datasets": DatasetsPane,
-    "train": TrainPane,
-    "runs": RunsPane,
-}
-# Panes built in their own modules; the app works (with a note in their tab) without them.
-OPTIONAL_PANES = {
+# Pane id -> (module, class). Modules are imported on the pane's first use, so start-up stays fast.
+PANE_CLASSES = {
+    "datasets": ("tui.datasets", "DatasetsPane"),
+    "train": ("tui.train", "TrainPane"),
     "playground": ("tui.playground", "PlaygroundPane"),
     "evaluate": ("tui.evaluate", "EvaluatePane"),
+    "runs": ("tui.runs", "RunsPane"),
 }
+
+
+def _pane_class(pane_id: str) -> type[Widget]:
+    module, cls_name = PANE_CLASSES[pane_id]
+    return getattr(importlib.import_module(module), cls_name)
 
 
 class SchemaLabCommands(Provider):
@@ -181,16 +173,9 @@ class SchemaLabApp(App):
 
     def _make_pane(self, pane_id: str) -> Widget:
         cls = _pane_class(pane_id)
-        if isinstance(cls, str):
-            return Static(cls, classes="unavailable")
         if pane_id == "runs":
             return cls(self.db_path, id="runs-pane")
-        if pane_id in PANE_CLASSES:
-            return cls(self.db_path, self.dataset_paths, id=f"{pane_id}-pane")
-        try:
-            return cls(db_path=self.db_path, dataset_paths=self.dataset_paths)
-        except Exception as exc:  # noqa: BLE001
-            return Static(f"This pane could not start: {exc}", classes="unavailable")
+        return cls(self.db_path, self.dataset_paths, id=f"{pane_id}-pane")
 
     def pane_widget(self, pane_id: str) -> Widget | None:
         """The widget inside the tab `pane_id` (a pane, or the not-available label), if built."""
