@@ -127,8 +127,8 @@ async def test_run_evaluation_with_tiny_and_drill_down(db_path, sample_dir, tiny
         app.query_one("#ev-limit", Input).value = "4"
         app.query_one("#ev-batch", Input).value = "4"
         app.query_one("#ev-max-tokens", Input).value = "16"
-        app.query_one("#ev-run", Button).focus()
-        await pilot.press("r")
+        app.query_one("#ev-limit", Input).focus()  # the key works while typing in the form
+        await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: pane.run_id is not None, timeout=60)
 
         overall = text_of(app, "#ev-overall")

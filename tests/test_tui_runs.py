@@ -85,8 +85,7 @@ async def test_delete_asks_first_and_spares_running_runs(seeded_db):  # noqa: F8
 
 async def test_an_eval_run_opens_in_the_evaluate_pane(seeded_db, monkeypatch):  # noqa: F811
     from engine import runlog
-
-    evaluate = pytest.importorskip("tui.evaluate")
+    from tui import evaluate
     shown = []
     monkeypatch.setattr(
         evaluate.EvaluatePane, "show_run", lambda self, run_id: shown.append(run_id)

@@ -71,7 +71,7 @@ class EvaluatePane(Vertical):
     """Run, read and compare evaluations."""
 
     BINDINGS = [
-        Binding("r", "run", "Run"),
+        Binding("ctrl+g", "run", "Run"),  # a control key works while typing in the form
         Binding("escape,c", "cancel", "Cancel", key_display="esc"),
         Binding("s", "sort", "Sort"),
         Binding("h", "history", "Past evals"),

@@ -252,10 +252,11 @@ class PlaygroundPane(Vertical):
     """Prompt on top, two decoding columns side by side (stacked when narrow)."""
 
     BINDINGS = [
-        Binding("g", "generate", "Generate"),
-        Binding("escape,c", "cancel", "Cancel", key_display="esc"),
-        Binding("p", "pick_example", "Pick example"),
-        Binding("n", "new_prompt", "New prompt"),
+        # Control keys, so they work while typing in the prompt box or a settings field.
+        Binding("ctrl+g", "generate", "Generate"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+o", "pick_example", "Pick example"),
+        Binding("ctrl+n", "new_prompt", "New prompt"),
     ]
     DEFAULT_CSS = """
     PlaygroundPane { height: 1fr; }
@@ -315,7 +316,7 @@ class PlaygroundPane(Vertical):
         with Horizontal(id="pg-top"):
             yield Label("schema")
             yield Input(placeholder="schema id", id="pg-schema", compact=True)
-            yield Static("typed prompt (p picks a data set example)", id="pg-example")
+            yield Static("typed prompt (ctrl+o picks a data set example)", id="pg-example")
             yield Label("max tokens")
             yield Input(placeholder="preset", type="integer", id="pg-max-tokens", compact=True)
             yield Button("Generate", id="pg-generate", variant="primary", compact=True)
@@ -383,7 +384,7 @@ class PlaygroundPane(Vertical):
         """Clear the prompt, the expected output and both columns."""
         self.example, self.schema = None, None
         self.query_one("#pg-prompt", TextArea).text = ""
-        self.query_one("#pg-example", Static).update("typed prompt (p picks a data set example)")
+        self.query_one("#pg-example", Static).update("typed prompt (ctrl+o picks a data set example)")
         self.query_one("#pg-expected", Static).update("")
         for side in SIDES:
             self.column(side).reset()
