@@ -198,6 +198,8 @@ class ExamplePicker(ModalScreen):
         if not found:
             where = ", ".join(self.dataset_paths)
             sets.add_option(Option(f"no data sets under {where}", disabled=True))
+        else:
+            sets.highlighted = 0  # enter works at once
         sets.focus()
 
     @on(OptionList.OptionSelected, "#picker-sets")
@@ -238,6 +240,8 @@ class ExamplePicker(ModalScreen):
             if needle and needle not in line.lower():
                 continue
             listing.add_option(Option(line, id=str(index)))
+        if listing.option_count:
+            listing.highlighted = 0  # enter works at once
 
     @on(OptionList.OptionSelected, "#picker-examples")
     def _pick(self, event: OptionList.OptionSelected) -> None:
