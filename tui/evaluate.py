@@ -173,7 +173,7 @@ class EvaluatePane(Vertical):
             yield Label("no evaluation running", id="ev-running")
         with TabbedContent(id="ev-tabs", initial="ev-results"):
             with TabPane("Results", id="ev-results"):
-                yield Static("Run an evaluation (r) or open a past one (h).", id="ev-overall")
+                yield Static("Run an evaluation (ctrl+g) or open a past one (h).", id="ev-overall")
                 yield DataTable(id="ev-complexity", cursor_type="none", zebra_stripes=True)
                 yield DataTable(id="ev-schemas", cursor_type="row", zebra_stripes=True)
             with TabPane("Examples", id="ev-examples"), Horizontal(classes="split"):

@@ -409,7 +409,7 @@ class PlaygroundPane(Vertical):
         """Decode the prompt in both columns at once."""
         prompt = self.query_one("#pg-prompt", TextArea).text
         if not prompt.strip():
-            self.notify("Type a prompt or pick an example (p) first.", severity="warning")
+            self.notify("Type a prompt or pick an example (ctrl+o) first.", severity="warning")
             return
         schema_id = self.query_one("#pg-schema", Input).value.strip() or "unknown"
         example = self.example if self.example and self.example.schema_id == schema_id else None
