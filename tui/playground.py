@@ -136,7 +136,7 @@ class PlaygroundColumn(Vertical):
         self.set_status(status)
         diff = self.query_one(f"#diff-{self.side}", DiffView)
         if result.get("has_expected"):
-            diff.show(result.get("diff"))
+            diff.show(result.get("diff"), result.get("parse_error"))
         else:
             diff.update(Text("no expected output to compare with", style="dim"))
 

@@ -114,9 +114,12 @@ def short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def diff_table(diff: Iterable[dict] | None) -> Table | Text:
-    """The path-level diff as a table; an "ungrounded" tag marks a value absent from the prompt."""
+def diff_table(diff: Iterable[dict] | None, parse_error: str | None = None) -> Table | Text:
+    """The path-level diff as a table; an "ungrounded" tag marks a value absent from the prompt.
+    An output that does not parse has no paths to compare: `parse_error` says why."""
     rows = list(loads(diff) or [])
+    if not rows and parse_error:
+        return Text(f"no path diff: the output does not parse ({parse_error})", style="red")
     if not rows:
         return Text("no differences", style="green")
     table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
@@ -143,8 +146,8 @@ def diff_table(diff: Iterable[dict] | None) -> Table | Text:
 class DiffView(Static):
     """The path-level diff of one output against its expected JSON."""
 
-    def show(self, diff: Iterable[dict] | None) -> None:
-        self.update(diff_table(diff))
+    def show(self, diff: Iterable[dict] | None, parse_error: str | None = None) -> None:
+        self.update(diff_table(diff, parse_error))
 
 
 class ExampleDetail(VerticalScroll):
@@ -176,7 +179,7 @@ class ExampleDetail(VerticalScroll):
         body = Group(
             header,
             Text("Diff", style="bold underline"),
-            diff_table(pred.get("diff")),
+            diff_table(pred.get("diff"), pred.get("parse_error")),
             Text(""),
             Text("Got", style="bold underline"),
             got,
