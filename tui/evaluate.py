@@ -332,6 +332,13 @@ class EvaluatePane(Vertical):
 
     # --- results ----------------------------------------------------------------------------
 
+    def focus_default(self) -> None:
+        """Where focus goes when the pane is shown: the results once there are some, else the form."""
+        if self.run_id is not None:
+            self.query_one("#ev-schemas", DataTable).focus()
+        else:
+            self.query_one("#ev-model", Input).focus()
+
     def show_run(self, run_id: int) -> None:
         """Open an evaluation's results (overall, by complexity, by schema)."""
         from engine.evaluate import load_report
