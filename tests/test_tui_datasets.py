@@ -115,3 +115,29 @@ async def test_stats_view_counts_tokens_against_max_seq_len(db_path, monkeypatch
         text = str(pane.query_one("#stats-lengths").render())
         assert 0 < dropped < len(lengths)
         assert f"{dropped} of 300 longer than max_seq_len 96" in text
+
+
+async def test_first_open_validates_data_sets_never_validated(db_path, sample_dir):
+    """The launcher's app validates each never-validated folder once, in the background."""
+    from engine import runlog
+    from tui.app import SchemaLabApp
+
+    app = SchemaLabApp(db_path=str(db_path), dataset_paths=[str(sample_dir)], auto_validate=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.1)
+            db = runlog.connect(db_path)
+            runs = runlog.list_runs(db, kind="validate")
+            db.conn.close()
+            if runs and runs[0]["status"] == "completed":
+                break
+        assert len(runs) == 1, "one run for the sample folder, all its files together"
+        paths = runs[0]["config"]["paths"]
+        assert sorted(p.rsplit("/", 1)[-1] for p in paths) == ["broken.jsonl", "test.jsonl",
+                                                               "train.jsonl"]
+    # Opened again on the same run log: nothing new to validate.
+    app = SchemaLabApp(db_path=str(db_path), dataset_paths=[str(sample_dir)], auto_validate=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(2)
+    db = runlog.connect(db_path)
+    assert len(runlog.list_runs(db, kind="validate")) == 1

@@ -129,8 +129,15 @@ class SchemaLabApp(App):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, db_path: str = "runs.db", dataset_paths: list[str] | None = None):
+    def __init__(
+        self,
+        db_path: str = "runs.db",
+        dataset_paths: list[str] | None = None,
+        *,
+        auto_validate: bool = False,
+    ):
         super().__init__()
+        self.auto_validate = auto_validate  # validate never-validated data sets on first open
         self.db_path = str(db_path)
         self.dataset_paths = [str(p) for p in (dataset_paths or ["datasets"])]
         self.sub_title = Path(self.db_path).name
@@ -175,6 +182,9 @@ class SchemaLabApp(App):
         cls = _pane_class(pane_id)
         if pane_id == "runs":
             return cls(self.db_path, id="runs-pane")
+        if pane_id == "datasets":
+            return cls(self.db_path, self.dataset_paths, id="datasets-pane",
+                       auto_validate=self.auto_validate)
         return cls(self.db_path, self.dataset_paths, id=f"{pane_id}-pane")
 
     def pane_widget(self, pane_id: str) -> Widget | None:
@@ -303,5 +313,5 @@ def run_app(db_path: str = "runs.db", dataset_paths: list[str] | None = None) ->
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
         print(f"schemalab: cannot open run log {db_path}: {exc}", file=sys.stderr)
         return 2
-    SchemaLabApp(db_path=db_path, dataset_paths=dataset_paths).run()
+    SchemaLabApp(db_path=db_path, dataset_paths=dataset_paths, auto_validate=True).run()
     return 0

@@ -91,10 +91,15 @@ class DatasetsPane(Vertical):
 
         path: str
 
-    def __init__(self, db_path: str, dataset_paths: list[str], **kwargs) -> None:
+    def __init__(
+        self, db_path: str, dataset_paths: list[str], *, auto_validate: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.db_path = db_path
         self.dataset_paths = dataset_paths
+        # Validate, once, the folders whose data sets this run log has never validated.
+        self.auto_validate = auto_validate
+        self._pending_validation: list[list[str]] = []
         self.infos: dict[str, Any] = {}
         self.path: str | None = None  # the data set on show
         self.examples: list[Any] = []
@@ -199,6 +204,23 @@ class DatasetsPane(Vertical):
         table.move_cursor(row=table.get_row_index(target), animate=False)
         if target != self.path:
             self.load(target)
+        if self.auto_validate:
+            self.auto_validate = False
+            self._validate_new(message)
+
+    def _validate_new(self, message: Discovered) -> None:
+        """Validate each folder none of whose data sets has a validate run yet (together, so
+        train/test leaks show), so a first look at a data set already shows its findings."""
+        folders: dict[Path, list[str]] = {}
+        for info in message.infos:
+            folders.setdefault(Path(info.path).parent, []).append(str(info.path))
+        fresh = [
+            paths for paths in folders.values()
+            if all("not validated" in message.statuses.get(p, "") for p in paths)
+        ]
+        if fresh:
+            self._start_validation(fresh[0])  # one worker at a time; the rest follow below
+            self._pending_validation = fresh[1:]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
@@ -429,6 +451,8 @@ class DatasetsPane(Vertical):
         self.pinned_run = None
         if self.path in message.paths:
             self.load(self.path)
+        if self._pending_validation:
+            self._start_validation(self._pending_validation.pop(0))
         self._discover()
 
     def on_datasets_pane_failed(self, message: Failed) -> None:
