@@ -48,3 +48,9 @@ def tiny_model_path(_private_cache) -> Path:
     from engine.models import resolve_model
 
     return Path(resolve_model("tiny"))
+
+
+@pytest.fixture
+def anyio_backend():
+    """Pilot tests (marked anyio) run on asyncio."""
+    return "asyncio"

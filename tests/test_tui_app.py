@@ -16,10 +16,6 @@ pytestmark = pytest.mark.anyio
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed times keep rendered tables stable
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def seed_runs_db(path: Path) -> dict[str, int]:
     """A run log with a validate run (with findings), a completed training run with metrics and

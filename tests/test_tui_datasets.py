@@ -11,10 +11,6 @@ from tui.widgets import json_lines, normalize_path
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def test_json_lines_maps_every_path_to_its_lines():
     text, spans = json_lines({"a": 1, "items": [{"total": 2.5}, 3], "odd key": None})

@@ -5,37 +5,14 @@ compare two evaluations."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from textual.app import App, ComposeResult
+from pilot_helpers import PaneApp, wait_for
 from textual.widgets import Button, DataTable, Input, Select, TabbedContent
 
 from tui.evaluate import EvaluatePane
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-class PaneApp(App):
-    def __init__(self, db_path, dataset_paths) -> None:
-        super().__init__()
-        self.db_path, self.dataset_paths = str(db_path), [str(p) for p in dataset_paths]
-
-    def compose(self) -> ComposeResult:
-        yield EvaluatePane(self.db_path, self.dataset_paths, id="pane")
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the pane")
-        await pilot.pause(0.05)
 
 
 def _wrong(expected: dict, variant: int) -> dict:
@@ -118,7 +95,7 @@ def column_values(table: DataTable, column: int) -> list[str]:
 
 
 async def test_run_evaluation_with_tiny_and_drill_down(db_path, sample_dir, tiny_model_path):
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(EvaluatePane)
         data = app.query_one("#ev-data", Select)
@@ -156,7 +133,7 @@ async def test_run_evaluation_with_tiny_and_drill_down(db_path, sample_dir, tiny
 
 async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
     first = seed_evaluation(db_path, sample_dir)
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(EvaluatePane)
         history = app.query_one("#ev-history-table", DataTable)
@@ -200,7 +177,7 @@ async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
 async def test_show_run_and_compare_two_evaluations(db_path, sample_dir):
     a = seed_evaluation(db_path, sample_dir)
     b = seed_evaluation(db_path, sample_dir, shift=1)
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(EvaluatePane)
         pane.show_run(b)
@@ -233,7 +210,7 @@ async def test_show_run_and_compare_two_evaluations(db_path, sample_dir):
 
 
 async def test_engine_errors_become_notifications(db_path, sample_dir):
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(EvaluatePane)
         pane.show_run(999)

@@ -6,24 +6,14 @@ change, and look at the report before committing."""
 
 from __future__ import annotations
 
+from pilot_helpers import PaneApp
 from test_tui_evaluate import seed_evaluation
-from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Select
 
 from tui.evaluate import EvaluatePane
 from tui.playground import PlaygroundPane
 
 SIZE = (120, 40)
-
-
-class PaneApp(App):
-    def __init__(self, pane_cls, db_path, dataset_paths) -> None:
-        super().__init__()
-        self.pane_cls = pane_cls
-        self.db_path, self.dataset_paths = str(db_path), [str(p) for p in dataset_paths]
-
-    def compose(self) -> ComposeResult:
-        yield self.pane_cls(self.db_path, self.dataset_paths, id="pane")
 
 
 async def settle(pilot) -> None:

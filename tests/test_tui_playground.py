@@ -8,34 +8,12 @@ import threading
 import time
 
 import pytest
-from textual.app import App, ComposeResult
+from pilot_helpers import PaneApp, wait_for
 from textual.widgets import Input, OptionList, TextArea
 
 from tui.playground import ExamplePicker, PlaygroundPane
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-class PaneApp(App):
-    def __init__(self, db_path, dataset_paths) -> None:
-        super().__init__()
-        self.db_path, self.dataset_paths = str(db_path), [str(p) for p in dataset_paths]
-
-    def compose(self) -> ComposeResult:
-        yield PlaygroundPane(self.db_path, self.dataset_paths, id="pane")
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the pane")
-        await pilot.pause(0.05)
 
 
 def example_from(sample_dir, schema_id: str | None = None):
@@ -46,7 +24,7 @@ def example_from(sample_dir, schema_id: str | None = None):
 
 
 async def test_pick_example_fills_prompt_schema_and_expected(db_path, sample_dir):
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(PlaygroundPane)
         app.query_one("#pg-prompt").focus()  # the key works while typing
@@ -77,7 +55,7 @@ async def test_pick_example_fills_prompt_schema_and_expected(db_path, sample_dir
 
 
 async def test_generate_streams_into_both_columns(db_path, sample_dir, tiny_model_path):
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(PlaygroundPane)
         pane.set_example(example_from(sample_dir, "contact_card"))
@@ -122,7 +100,7 @@ class SlowGenerator:
 
 
 async def test_cancel_stops_both_columns(db_path, sample_dir):
-    app = PaneApp(db_path, [sample_dir])
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(PlaygroundPane)
         fake = SlowGenerator()

@@ -9,10 +9,6 @@ from test_tui_app import make_app, seeded_db, settle  # noqa: F401 - fixtures
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 async def test_lists_runs_and_opens_each_in_its_pane(seeded_db):  # noqa: F811
     from textual.widgets import DataTable

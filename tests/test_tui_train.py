@@ -3,17 +3,12 @@ short `tiny` training run to the end, cancel and resume, and re-attaching after 
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from pilot_helpers import wait_for
 from test_tui_app import REPO, make_app, seeded_db, settle  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 TINY_FORM = {
@@ -31,14 +26,6 @@ TINY_FORM = {
     "save_every": 1000,
     "val_fraction": 0.05,
 }
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
-    """Poll (letting the app run) until `condition()` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.25)
 
 
 async def test_form_checks_as_you_type_and_round_trips_yaml(

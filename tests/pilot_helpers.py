@@ -1,0 +1,28 @@
+"""Helpers shared by the Pilot tests: a minimal app hosting one pane, and polling the app."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import App, ComposeResult
+
+
+class PaneApp(App):
+    """One pane on its own, so a pane's tests do not depend on the workbench shell."""
+
+    def __init__(self, pane_cls, db_path, dataset_paths) -> None:
+        super().__init__()
+        self.pane_cls = pane_cls
+        self.db_path, self.dataset_paths = str(db_path), [str(p) for p in dataset_paths]
+
+    def compose(self) -> ComposeResult:
+        yield self.pane_cls(self.db_path, self.dataset_paths, id="pane")
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.05) -> None:
+    """Let the app run until `predicate()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(step)
