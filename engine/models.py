@@ -96,10 +96,15 @@ def build_tiny(dest: Path, vocab_size: int = 1024, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    # Build in a temporary folder and rename, so concurrent builders never see half a model.
+    return _save_atomically(model, fast, dest)
+
+
+def _save_atomically(model, tokenizer, dest: Path) -> Path:
+    """Save a model and tokenizer into a temporary folder beside `dest`, then rename it into
+    place, so concurrent builders and readers never see half a model."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=dest.parent))
-    fast.save_pretrained(tmp)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    tokenizer.save_pretrained(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     try:
         os.rename(tmp, dest)
@@ -172,14 +177,7 @@ def convert_gguf(gguf: Path) -> Path:
         del model.config.quantization_config
     model.hf_quantizer = None
     model.config.pad_token_id = tok.pad_token_id
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=dest.parent))
-    tok.save_pretrained(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    try:
-        os.rename(tmp, dest)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
+    _save_atomically(model, tok, dest)
     print(f"converted {gguf.name}", file=sys.stderr)
     return dest
 
