@@ -24,6 +24,7 @@ COMMANDS = {
     "eval": "evaluate",
     "show": "evaluate",
     "compare": "evaluate",
+    "split": "split",
 }
 
 

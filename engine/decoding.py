@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.metrics import JsonCloseTracker
-from engine.prompt import render_prompt
+from engine.prompt import (
+    DEFAULT_TEMPLATE,
+    check_template,
+    prompt_adds_special_tokens,
+    render_prompt,
+)
 
 
 @dataclass(frozen=True)
@@ -198,8 +203,10 @@ class Generator:
         dtype: Any = None,
         model: Any = None,
         tokenizer: Any = None,
+        template: str = DEFAULT_TEMPLATE,
     ):
         self.model_spec = model_spec
+        self.template = check_template(template)
         self.adapter_path: Path | None = None
         self.adapter_run_id: int | None = None
         if model is None:
@@ -218,9 +225,11 @@ class Generator:
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
         self.last: Generation | None = None  # the last streamed generation's figures
 
-    def encode(self, prompt: str, schema_id: str) -> list[int]:
-        """Token ids of the prompt as training sees it."""
-        return self.tokenizer(render_prompt(prompt, schema_id))["input_ids"]
+    def encode(self, prompt: str, schema_id: str, schema: dict | None = None) -> list[int]:
+        """Token ids of the prompt as training sees it (under `self.template`)."""
+        text = render_prompt(prompt, schema_id, self.template, schema=schema, tokenizer=self.tokenizer)
+        special = prompt_adds_special_tokens(self.template)
+        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
     def generate(
         self,
@@ -237,7 +246,7 @@ class Generator:
         length; `on_batch(indices, generations)` is called as each batch finishes. Raises
         Cancelled when `cancel` (an Event or a callable) is set."""
         cfg = cfg or DecodingConfig()
-        encoded = [self.encode(p, s) for p, s, _ in items]
+        encoded = [self.encode(p, s, schema) for p, s, schema in items]
         order = sorted(range(len(items)), key=lambda i: len(encoded[i]))
         results: list[Generation | None] = [None] * len(items)
         for start in range(0, len(order), max(1, batch_size)):
@@ -269,7 +278,7 @@ class Generator:
         """Text pieces of one answer as they are generated; stops quietly when cancelled. The
         finished answer's figures are in `self.last` afterwards."""
         loop = self._run(
-            [self.encode(prompt, schema_id)], [schema if constrained else None],
+            [self.encode(prompt, schema_id, schema)], [schema if constrained else None],
             cfg or DecodingConfig(), cancel, formats,
         )
         while True:
