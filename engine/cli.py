@@ -22,6 +22,7 @@ COMMANDS = {
     "cancel": "train",
     "export": "train",
     "eval": "evaluate",
+    "score": "evaluate",
     "show": "evaluate",
     "compare": "evaluate",
     "split": "split",

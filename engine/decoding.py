@@ -32,7 +32,9 @@ class DecodingConfig:
     `repetition_penalty` follows Hugging Face `generate`: every token already in the prompt or
     the output has its logit divided (if positive) or multiplied (if negative) by it.
     `max_new_tokens` is generous (EdgeJSON's complex answers need over 1,000 tokens); stopping at
-    the closing brace makes a large limit cost nothing on answers that finish.
+    the closing brace makes a large limit cost nothing on answers that finish. `stop="eos"`
+    ignores the closing brace and runs to EOS or `max_new_tokens`, as the published EdgeJSON
+    harness does (text after the object then stays in the output).
     """
 
     do_sample: bool = False
@@ -42,10 +44,13 @@ class DecodingConfig:
     repetition_penalty: float = 1.0
     max_new_tokens: int = 1536
     seed: int = 0
+    stop: str = "json"  # json: stop when the top-level object closes; eos: run to EOS or the cap
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+STOP_RULES = ("json", "eos")
 
 PRESETS: dict[str, DecodingConfig] = {
     "greedy": DecodingConfig(),
@@ -88,6 +93,8 @@ def decoding_from(preset: str = "greedy", overrides: list[str] | tuple[str, ...]
 def _coerce(key: str, kind: Any, raw: str) -> Any:
     kind = kind if isinstance(kind, str) else kind.__name__
     try:
+        if kind == "str":
+            return raw
         if kind == "bool":
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(raw)
@@ -109,47 +116,94 @@ def config_problems(cfg: DecodingConfig) -> list[str]:
         problems.append("repetition_penalty must be > 0")
     if cfg.max_new_tokens < 1:
         problems.append("max_new_tokens must be >= 1")
+    if cfg.stop not in STOP_RULES:
+        problems.append(f"stop must be one of {', '.join(STOP_RULES)}")
     return problems
 
 
 @dataclass
 class Generation:
-    """One generated answer. `finish`: json_closed, eos, max_tokens, cancelled or grammar_error."""
+    """One generated answer. `finish`: json_closed, eos, max_tokens, cancelled or grammar_error.
+    `loop_guard_fired`: how many runaway arrays, strings or numbers the loop guard of
+    constrained decoding had to close (engine.loopguard); 0 when unconstrained."""
 
     text: str
     n_tokens: int
     latency_s: float
     truncated: bool
     finish: str = "json_closed"
+    loop_guard_fired: int = 0
 
 
 def resolve_adapter(adapter: str | Path, db: Any = None) -> tuple[Path, int | None]:
-    """(adapter folder, training run id or None) for a PEFT adapter folder or a training run id
-    (looked up in the run log `db`, a path or an open database)."""
+    """(adapter folder, training run id or None) for a PEFT adapter folder or a training run's
+    adapter spec, looked up in the run log `db` (a path or an open database):
+
+    - `RUN_ID`: the run's best checkpoint when one is marked, else its final adapter (else its
+      last checkpoint);
+    - `RUN_ID:final`: the adapter written when training completed;
+    - `RUN_ID:step-N`: the checkpoint saved at step N (`RUN_ID:best` names the best explicitly).
+    """
+    import re
+
     path = Path(str(adapter)).expanduser()
     if path.is_dir():
         for candidate in (path, path / "adapter"):
             if (candidate / "adapter_config.json").exists():
                 return candidate, None
         raise DecodingError(f"{path}: not a PEFT adapter folder (no adapter_config.json)")
-    if not str(adapter).isdigit():
-        raise DecodingError(f"adapter {adapter!r}: no such folder, and not a training run id")
+    spec = str(adapter).strip()
+    match = re.fullmatch(r"(\d+)(?::(final|best|step-(\d+)))?", spec)
+    if match is None:
+        raise DecodingError(
+            f"adapter {spec!r}: no such folder, and not a training run id; give an adapter "
+            "folder, RUN_ID (its best checkpoint), RUN_ID:final or RUN_ID:step-N"
+        )
     from engine import runlog
 
     database = runlog.connect(db) if db is None or isinstance(db, (str, Path)) else db
-    run_id = int(adapter)
+    run_id, which = int(match.group(1)), match.group(2) or "default"
     run = runlog.get_run(database, run_id)
     if run is None:
-        raise DecodingError(f"adapter {adapter}: no run {run_id} in the run log")
-    tried = []
-    if run.get("out_dir"):
-        tried.append(Path(run["out_dir"]) / "adapter")
-    ckpts = sorted(runlog.checkpoints(database, run_id), key=lambda c: (c["is_final"], c["step"]))
-    tried += [Path(c["path"]) for c in reversed(ckpts)]
+        raise DecodingError(f"adapter {spec}: no run {run_id} in the run log (`schemalab runs`)")
+    if run.get("kind") not in (None, "train"):
+        raise DecodingError(
+            f"adapter {spec}: run {run_id} is a {run['kind']} run, not a training run "
+            "(`schemalab runs --kind train` lists them)"
+        )
+
+    def on_disk(folder: Path | None) -> Path | None:
+        for candidate in (folder, folder / "adapter") if folder else ():
+            if (candidate / "adapter_config.json").exists():
+                return candidate
+        return None
+
+    ckpts = runlog.checkpoints(database, run_id)
+    final = Path(run["out_dir"]) / "adapter" if run.get("out_dir") else None
+    kept = [c for c in ckpts if on_disk(Path(c["path"]))]
+    choices = ", ".join([f"{run_id}:step-{c['step']}" for c in kept]
+                        + ([f"{run_id}:final"] if on_disk(final) else [])) or "none on disk"
+    if which.startswith("step-"):
+        step = int(match.group(3))
+        folder = next((on_disk(Path(c["path"])) for c in kept if c["step"] == step), None)
+        if folder is None:
+            raise DecodingError(f"run {run_id} has no checkpoint at step {step}; use one of: {choices}")
+        return folder, run_id
+    if which == "final":
+        if on_disk(final) is None:
+            raise DecodingError(
+                f"run {run_id} has no final adapter (status {run.get('status')}); use one of: {choices}"
+            )
+        return on_disk(final), run_id
+    best = next((c for c in kept if c["is_best"]), None)
+    if best is not None:
+        return on_disk(Path(best["path"])), run_id
+    if which == "best":
+        raise DecodingError(f"run {run_id} has no best checkpoint marked; use one of: {choices}")
+    tried = ([final] if final else []) + [Path(c["path"]) for c in reversed(ckpts)]
     for candidate in tried:
-        for folder in (candidate, candidate / "adapter"):
-            if (folder / "adapter_config.json").exists():
-                return folder, run_id
+        if on_disk(candidate):
+            return on_disk(candidate), run_id
     raise DecodingError(
         f"run {run_id} has no adapter on disk (looked in: {', '.join(map(str, tried)) or 'nothing recorded'})"
     )
@@ -192,6 +246,10 @@ class _Detokenizer:
 
 class Generator:
     """A loaded model (plus optional LoRA adapter) that turns prompts into JSON answers."""
+
+    # Constrained decoding closes runaway arrays, strings and numbers (engine.loopguard); False
+    # turns that off, e.g. to measure how many answers would otherwise run to the token cap.
+    loop_guard: bool = True
 
     def __init__(
         self,
@@ -304,11 +362,21 @@ class Generator:
             from engine.constrained import SchemaMask
 
             mask = SchemaMask(tok, schemas, formats, self.vocab_size)
+        guard = None
+        if mask is not None and self.loop_guard:
+            from engine.loopguard import LoopGuard
+
+            # Data bounds come from the prompt's text (the grammar is compiled per schema).
+            texts_in = [tok.decode(p, skip_special_tokens=True) if s is not None else ""
+                        for p, s in zip(prompts, schemas)]
+            guard = LoopGuard(tok, [s is not None for s in schemas], texts_in, self.vocab_size,
+                              self.device)
         rng = torch.Generator(device="cpu").manual_seed(cfg.seed) if cfg.do_sample else None
         presence = state.presence(self.vocab_size) if cfg.repetition_penalty != 1.0 else None
         n = len(prompts)
         detoks = [_Detokenizer(tok) for _ in range(n)]
-        trackers = [JsonCloseTracker() for _ in range(n)]
+        # The stop rule: watch for the top-level object's close, or (stop="eos") never stop there.
+        trackers = [JsonCloseTracker() for _ in range(n)] if cfg.stop == "json" else []
         texts = [""] * n
         finish: list[str | None] = [None] * n
         latency = [0.0] * n
@@ -326,6 +394,8 @@ class Generator:
                     logits = _penalise(logits, presence, cfg.repetition_penalty)
                 if mask is not None:
                     mask.apply(logits, state.active)
+                if guard is not None:  # after the grammar: close runaway arrays and strings
+                    guard.apply(logits, state.active)
                 tokens = _pick(logits, cfg, rng)
                 pieces, keep = [], []
                 now = time.perf_counter() - t0
@@ -338,7 +408,7 @@ class Generator:
                         finish[r] = "eos"
                     else:
                         piece = detoks[r].add(t)
-                        closed = trackers[r].feed(piece) if piece else None
+                        closed = trackers[r].feed(piece) if piece and trackers else None
                         if closed is not None:
                             piece = piece[: len(piece) - (trackers[r].seen - closed)]
                             finish[r] = "json_closed"
@@ -348,6 +418,9 @@ class Generator:
                         keep.append(i)
                 if presence is not None:
                     presence[torch.arange(len(tokens)), tokens] = True
+                if guard is not None:
+                    for r, piece in pieces:
+                        guard.feed(r, piece)
                 yield pieces
                 if not keep or step == cfg.max_new_tokens - 1:
                     break
@@ -361,7 +434,8 @@ class Generator:
                 rest = detoks[r].flush()
                 texts[r] += rest
         return [
-            Generation(texts[r], n_tokens[r], latency[r], finish[r] == "max_tokens", finish[r])
+            Generation(texts[r], n_tokens[r], latency[r], finish[r] == "max_tokens", finish[r],
+                       loop_guard_fired=guard.fired(r) if guard is not None else 0)
             for r in range(n)
         ]
 

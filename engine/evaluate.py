@@ -1,9 +1,11 @@
-"""Evaluation runs: generate an answer for every example, score it, and record the run, every
-prediction and the aggregate report in the run log.
+"""Evaluation runs: generate an answer for every example (or take outputs produced elsewhere),
+score it, and record the run, every prediction and the aggregate report in the run log.
 
 Predictions are written batch by batch, so a crash or a cancel keeps what was done. Aggregates:
 overall, by complexity (with how many tiers were inferred), by schema, by failure category and
-by schema x failure; tokens/s is counted from the tokens actually generated.
+by schema x failure; tokens/s is counted from the tokens actually generated. A prediction's
+`latency_s` is its share of its batch's generation time, split by generated tokens. Scoring
+follows a protocol (engine.protocols): SchemaLab's own, or the published EdgeJSON harness's.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from engine import runlog
-from engine.metrics import FAILURE_ORDER, has_zoneless_date_times, score
+from engine.metrics import FAILURE_ORDER, has_zoneless_date_times
+from engine.protocols import DEFAULT_PROTOCOL, ProtocolError, check_protocol, score_output
 
 
 class EvaluationError(Exception):
     """An evaluation that cannot start (no data, bad files); the message says what to do."""
+
+
+NO_PREDICTION = "no prediction for this id"
+EXTERNAL_NOTE = ("outputs produced elsewhere: their token counts and latencies are unknown and "
+                 "recorded as 0")
 
 
 def _db(db: Any):
@@ -78,15 +86,23 @@ def run_evaluation(
     formats: str | None = None,
     device: str | None = None,
     generator: Any = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    prompt_template: str | None = None,
 ) -> int:
     """Evaluate `model` (+ `adapter`) on `data`; returns the eval run id. `progress(done, total,
     running_exact)` is called after each batch; `cancel` (Event or callable) stops between batches
-    and tokens, leaving a `cancelled` run with the predictions made so far."""
+    and tokens, leaving a `cancelled` run with the predictions made so far.
+
+    `protocol` is `schemalab` or `edgejson` (engine.protocols; `edgejson` fixes the decoding to
+    the harness's and refuses `constrained`). `prompt_template` defaults to the adapter's
+    training template (when `adapter` is a training run that recorded one), else `schemalab`;
+    a template other than the adapter's training template is recorded as `template_warning`."""
     from engine.data import file_sha256
     from engine.decoding import Cancelled, DecodingConfig, Generator
 
     database = _db(db)
-    decoding = decoding or DecodingConfig()
+    decoding = _protocol_decoding(protocol, decoding, constrained) or DecodingConfig()
+    template, template_warning = choose_template(database, adapter, prompt_template, protocol)
     examples, registry, findings = load_data(data, schemas_dir)
     if limit:
         examples = examples[:limit]
@@ -98,7 +114,8 @@ def run_evaluation(
         "model": model, "adapter": str(adapter) if adapter else None, "data": str(data),
         "schemas_dir": str(registry.dir) if registry is not None and registry.dir else None,
         "decoding": decoding.to_dict(), "constrained": constrained, "formats": formats,
-        "limit": limit, "batch_size": batch_size,
+        "limit": limit, "batch_size": batch_size, "protocol": protocol,
+        "prompt_template": template, "data_resolved": str(Path(data).resolve()),
     }
     mix = Counter(e.complexity or "unknown" for e in examples)
     dataset_id = runlog.upsert_dataset(
@@ -111,7 +128,7 @@ def run_evaluation(
     )
     state = {"rows": [], "gen_s": 0.0, "t": time.perf_counter()}
     try:
-        gen = generator or Generator(model, adapter, device, db=database)
+        gen = generator or Generator(model, adapter, device, db=database, template=template)
         if gen.adapter_run_id is not None:
             runlog.update_run(database, run_id, parent_run_id=gen.adapter_run_id)
         disagree = _grammar_check(gen, examples, registry, formats) if constrained else None
@@ -119,9 +136,11 @@ def run_evaluation(
 
         def on_batch(indices, gens):
             now = time.perf_counter()
-            state["gen_s"] += now - state["t"]
-            rows = [_prediction(run_id, examples[i], g, schema_of(examples[i], registry), formats)
-                    for i, g in zip(indices, gens)]
+            batch_s = now - state["t"]
+            state["gen_s"] += batch_s
+            rows = [_prediction(run_id, examples[i], g, schema_of(examples[i], registry), formats,
+                                protocol=protocol, latency_s=share)
+                    for i, g, share in zip(indices, gens, _latency_shares(gens, batch_s))]
             runlog.insert_rows(database, "predictions", rows)
             runlog.heartbeat(database, run_id)
             state["rows"].extend(rows)
@@ -144,11 +163,226 @@ def run_evaluation(
         run_id=run_id, status=status, model=model, adapter=config["adapter"], data=str(data),
         decoding=decoding.to_dict(), constrained=constrained, formats=formats,
         formats_reason=formats_reason, n_total=len(examples), load_findings=len(findings),
-        grammar_disagrees=disagree,
+        grammar_disagrees=disagree, protocol=protocol, prompt_template=template,
+        template_warning=template_warning,
     )
     _store_evaluation(database, run_id, config, report)
     runlog.finish_run(database, run_id, status, summary=_summary(report))
     return run_id
+
+
+def read_predictions(path: str | Path) -> tuple[dict[str, dict], list[dict]]:
+    """({id: {"output", "line"}}, findings) of a predictions file, one `{"id": ..., "output":
+    "raw model text"}` per line. Unreadable lines and repeated ids are findings (the first line
+    of an id is kept); a line that names an id but cannot be used marks it `bad`."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"{path}: no such predictions file; pass a .jsonl file with "
+                              '--predictions (one {"id": ..., "output": "..."} per line)')
+    out: dict[str, dict] = {}
+    findings: list[dict] = []
+    shape = 'each line must be {"id": ..., "output": "raw model text"}'
+
+    def finding(kind: str, line: int, message: str, example_id: str | None = None) -> None:
+        findings.append({"kind": kind, "file": str(path), "line": line,
+                         "where": f"{path}:{line}", "example_id": example_id,
+                         "message": message})
+
+    for lineno, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            finding("unreadable", lineno, f"byte {exc.start + 1} is not UTF-8; re-save the file "
+                    "as UTF-8")
+            continue
+        except ValueError as exc:
+            finding("unreadable", lineno, f"not valid JSON ({exc}); {shape}: fix or delete it")
+            continue
+        if not isinstance(record, dict) or record.get("id") in (None, ""):
+            finding("unreadable", lineno, f"no `id`; {shape}")
+            continue
+        example_id = str(record["id"])
+        output = record.get("output")
+        if example_id in out:
+            first = out[example_id]["line"]
+            finding("duplicate_id", lineno, f"id {example_id!r} was already given on line {first}; "
+                    "only the first is scored: delete the other", example_id)
+            continue
+        if not isinstance(output, str):
+            got = "missing" if "output" not in record else f"a JSON {type(output).__name__}"
+            finding("unreadable", lineno, f"`output` of {example_id!r} is {got}, not a string; "
+                    f"{shape} (the raw text, e.g. json.dumps of a parsed answer)", example_id)
+            out[example_id] = {"output": None, "line": lineno, "bad": True}
+            continue
+        out[example_id] = {"output": output, "line": lineno, "bad": False}
+    return out, findings
+
+
+def run_scoring(
+    db: Any,
+    data: str | Path,
+    predictions: str | Path,
+    schemas_dir: str | Path | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    formats: str | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> int:
+    """Score outputs produced elsewhere (`predictions`: one `{"id", "output"}` per line) against
+    `data` and record them as an evaluation run, one prediction row per data example, exactly as
+    `run_evaluation` does; returns the run id. Ids in the predictions but not in the data,
+    examples without a prediction (scored as an empty output, `unparseable`), repeated ids and
+    unreadable lines are listed in the report's `findings`. Token counts and latencies are
+    unknown and recorded as 0."""
+    from engine.data import file_sha256
+    from engine.decoding import Generation
+
+    database = _db(db)
+    _protocol_decoding(protocol, None, False)
+    examples, registry, load_findings = load_data(data, schemas_dir)
+    outputs, findings = read_predictions(predictions)
+    if not any(not o["bad"] for o in outputs.values()):
+        raise EvaluationError(f"{predictions}: no usable predictions "
+                              f"({'; '.join(f['message'] for f in findings[:3]) or 'empty file'})")
+    if formats is None:
+        formats, formats_reason = default_formats(examples, registry)
+    else:
+        formats_reason = "set by the user"
+    model = f"external:{Path(predictions).name}"
+    config = {
+        "source": "predictions", "predictions": str(predictions), "protocol": protocol,
+        "model": model, "adapter": None, "data": str(data),
+        "data_resolved": str(Path(data).resolve()),
+        "schemas_dir": str(registry.dir) if registry is not None and registry.dir else None,
+        "decoding": None, "constrained": False, "formats": formats, "prompt_template": None,
+    }
+    known = {e.id for e in examples}
+    for example_id, o in outputs.items():
+        if example_id not in known:
+            findings.append({
+                "kind": "unknown_id", "file": str(predictions), "line": o["line"],
+                "where": f"{predictions}:{o['line']}", "example_id": example_id,
+                "message": f"id {example_id!r} is not in {data}; check that the predictions "
+                           "belong to this data set, or delete the line"})
+    mix = Counter(e.complexity or "unknown" for e in examples)
+    dataset_id = runlog.upsert_dataset(
+        database, str(Path(data).resolve()), file_sha256(data), len(examples),
+        len({e.schema_id for e in examples}), dict(mix),
+    )
+    run_id = runlog.create_run(
+        database, "eval", config, model=model, data_path=str(data), dataset_id=dataset_id,
+        name=f"score {Path(predictions).name}",
+    )
+    rows: list[dict] = []
+    try:
+        batch: list[dict] = []
+        for ex in examples:
+            given = outputs.get(ex.id)
+            text = given["output"] if given and not given["bad"] else ""
+            row = _prediction(run_id, ex, Generation(text, 0, 0.0, False, "external"),
+                              schema_of(ex, registry), formats, protocol=protocol)
+            if given is None or given["bad"]:
+                row["parse_error"] = NO_PREDICTION
+                if given is not None:
+                    row["parse_error"] += f" (line {given['line']} of the predictions is unusable)"
+                if given is None:
+                    findings.append({
+                        "kind": "missing_id", "file": ex.file, "line": ex.line,
+                        "where": f"{ex.file}:{ex.line}", "example_id": ex.id,
+                        "message": f"no prediction for {ex.id!r}; scored as an empty output "
+                                   "(unparseable): add a line for it to the predictions"})
+            batch.append(row)
+            if len(batch) == 256 or ex is examples[-1]:
+                runlog.insert_rows(database, "predictions", batch)
+                rows += batch
+                batch = []
+                if progress:
+                    progress(len(rows), len(examples),
+                             sum(r["json_exact"] for r in rows) / len(rows))
+    except BaseException as exc:
+        runlog.finish_run(database, run_id, "failed", error=_error_text(exc))
+        raise
+    report = aggregate(rows, 0.0)
+    report.update(
+        run_id=run_id, status="completed", model=model, adapter=None, data=str(data),
+        decoding=None, constrained=False, formats=formats, formats_reason=formats_reason,
+        n_total=len(examples), load_findings=len(load_findings), grammar_disagrees=None,
+        protocol=protocol, prompt_template=None, template_warning=None, source="predictions",
+        predictions=str(predictions), findings=findings, note=EXTERNAL_NOTE,
+    )
+    _store_evaluation(database, run_id, config, report)
+    runlog.finish_run(database, run_id, "completed", summary=_summary(report))
+    return run_id
+
+
+def _protocol_decoding(protocol: str, decoding: Any, constrained: bool) -> Any:
+    """The decoding config a protocol runs with: `edgejson` fixes the harness's (greedy,
+    unconstrained, to EOS, 512 new tokens) and refuses anything else."""
+    try:
+        check_protocol(protocol)
+    except ProtocolError as exc:
+        raise EvaluationError(str(exc)) from None
+    if protocol != "edgejson":
+        return decoding
+    from engine.protocols import edgejson_decoding
+
+    harness = edgejson_decoding()
+    if constrained or (decoding is not None and decoding != harness):
+        raise EvaluationError(
+            "protocol edgejson decodes as the published harness does (greedy, unconstrained, "
+            "to EOS, at most 512 new tokens); drop --constrained, --decoding and --set, or use "
+            "--protocol schemalab")
+    return harness
+
+
+def _adapter_template(database, adapter: Any) -> tuple[int | None, str | None]:
+    """(training run id, the prompt template it trained with) when `adapter` names a training
+    run (`RUN_ID` or `RUN_ID:...`) that recorded one; else (None, None)."""
+    head = str(adapter).split(":", 1)[0] if adapter is not None else ""
+    if not head.isdigit():
+        return None, None
+    run = runlog.get_run(database, int(head))
+    template = (run.get("config") or {}).get("prompt_template") if run else None
+    return (int(head), template) if template else (None, None)
+
+
+def choose_template(database, adapter: Any, prompt_template: str | None,
+                    protocol: str = DEFAULT_PROTOCOL) -> tuple[str, str | None]:
+    """(the prompt template to evaluate with, a warning or None). Default: `edgejson` under that
+    protocol, else the adapter's training template, else `schemalab`; a template other than
+    the adapter's training template gets a warning."""
+    from engine.prompt import DEFAULT_TEMPLATE, TemplateError, check_template
+
+    run_id, trained = _adapter_template(database, adapter)
+    if protocol == "edgejson":
+        if prompt_template not in (None, "edgejson"):
+            raise EvaluationError(
+                f"protocol edgejson uses the harness's prompt (template edgejson), not "
+                f"{prompt_template!r}; drop --prompt-template or use --protocol schemalab")
+        template = "edgejson"
+    else:
+        template = prompt_template or trained or DEFAULT_TEMPLATE
+    try:
+        check_template(template)
+    except TemplateError as exc:
+        raise EvaluationError(str(exc)) from None
+    warning = None
+    if trained and template != trained:
+        warning = (f"adapter run {run_id} was trained with prompt template {trained!r} but is "
+                   f"evaluated with {template!r}: expect lower scores (--prompt-template "
+                   f"{trained} matches its training)")
+    return template, warning
+
+
+def _latency_shares(gens: list, batch_s: float) -> list[float]:
+    """Each example's latency: its batch's generation time split by generated tokens (rows of one
+    batch run together, so a per-row wall time would charge every row for the whole batch)."""
+    total = sum(g.n_tokens for g in gens)
+    if not total:
+        return [batch_s / len(gens)] * len(gens) if gens else []
+    return [batch_s * g.n_tokens / total for g in gens]
 
 
 def _error_text(exc: BaseException) -> str:
@@ -174,21 +408,35 @@ def _grammar_check(gen, examples, registry, formats) -> dict:
     return {"count": len(bad), "examples": bad[:20]}
 
 
-def _prediction(run_id: int, ex, gen, schema: dict | None, formats: str) -> dict:
-    s = score(ex, gen.text, schema, truncated=gen.truncated, formats=formats)
-    inferred = ex.complexity_inferred or ex.extra.get("complexity_source") not in (None, "record")
+def _prediction(run_id: int, ex, gen, schema: dict | None, formats: str, *,
+                protocol: str = DEFAULT_PROTOCOL, latency_s: float | None = None) -> dict:
+    """One predictions row: `gen` (text, truncated, n_tokens, latency_s) scored under `protocol`;
+    `latency_s` overrides the generation's own figure."""
+    from engine.protocols import edgejson_complexity, edgejson_schema_name
+
+    text = gen.text
+    if protocol == "edgejson":
+        text = text.strip()  # the harness strips its output
+        complexity, inferred, schema_id = edgejson_complexity(ex), False, edgejson_schema_name(ex)
+    else:
+        complexity, schema_id = ex.complexity or "unknown", ex.schema_id
+        source = ex.extra.get("complexity_source")
+        inferred = ex.complexity_inferred or source not in (None, "record")
+    s = score_output(protocol, ex, text, schema, truncated=gen.truncated, formats=formats)
     return {
-        "run_id": run_id, "example_id": ex.id, "schema_id": ex.schema_id,
-        "complexity": ex.complexity or "unknown", "complexity_inferred": int(bool(inferred)),
+        "run_id": run_id, "example_id": ex.id, "schema_id": schema_id,
+        "complexity": complexity, "complexity_inferred": int(bool(inferred)),
         "prompt": ex.prompt, "expected": json.dumps(ex.expected, ensure_ascii=False),
-        "output_text": gen.text,
+        "output_text": text,
         "parsed": None if s["parsed"] is None else json.dumps(s["parsed"], ensure_ascii=False),
         "parse_error": s["parse_error"], "json_exact": int(s["json_exact"]),
         **{k: s[k] for k in ("field_precision", "field_recall", "field_f1",
                              "leaf_precision", "leaf_recall", "leaf_f1")},
         "schema_valid": None if s["schema_valid"] is None else int(s["schema_valid"]),
-        "compliance": int(s["compliance"]), "n_tokens": gen.n_tokens, "latency_s": gen.latency_s,
+        "compliance": int(s["compliance"]), "n_tokens": gen.n_tokens,
+        "latency_s": gen.latency_s if latency_s is None else latency_s,
         "truncated": int(gen.truncated), "failure": s["failure"],
+        "loop_guard": int(getattr(gen, "loop_guard_fired", 0)),
         "diff": json.dumps(s["diff"] + [
             {"path": m.split(":", 1)[0], "expected": None, "got": None, "kind": "schema_error",
              "ungrounded": None, "message": m.split(": ", 1)[-1]} for m in s["schema_errors"]
@@ -207,6 +455,8 @@ def _group(rows: list[dict]) -> dict:
         "compliance": mean("compliance"),
         "parse_rate": sum(1 for r in rows if r["parsed"] is not None) / n,
         "truncated": mean("truncated"),
+        # answers whose runaway array or string the loop guard closed (constrained decoding)
+        "loop_guard": sum(1 for r in rows if r.get("loop_guard")) / n,
     }
 
 
@@ -328,13 +578,38 @@ def compare(db: Any, a: int, b: int) -> dict:
     }
 
 
+def _dataset_order(database, run_id: int) -> dict[str, int]:
+    """Example id -> position in the evaluation's data file (re-read from the path in the run's
+    config; empty when the file is gone). Predictions are stored in batch order, which follows
+    prompt length, not the file."""
+    from engine.data import load_examples
+
+    run = runlog.get_run(database, run_id) or {}
+    config = run.get("config") or {}
+    for candidate in (config.get("data_resolved"), config.get("data")):
+        if candidate and Path(candidate).is_file():
+            order: dict[str, int] = {}
+            for i, ex in enumerate(load_examples(candidate).examples):
+                order.setdefault(ex.id, i)
+            return order
+    return {}
+
+
 def export_seed_format(db: Any, run_id: int, path: str | Path) -> Path:
     """Write the evaluation in the published EdgeJSON harness layout ({aggregate,
     individual_results}), so existing EdgeJSON tooling can read it. Its `schema_compliance` is
-    the loose published check; `tokens_per_sec` is real (counted), not assumed."""
+    the loose published check; `tokens_per_sec` is real (counted), not assumed.
+
+    `individual_results` are in data-set order (the data file is re-read to recover it; if it
+    is gone, in the order they were scored). `latency_ms` is per example: its batch's generation
+    time divided among the batch's examples by the tokens each generated (the harness, one
+    example at a time, times each generate call); 0 for outputs scored with `schemalab score`.
+    """
     database = _db(db)
     report = load_report(database, run_id)
     preds = predictions(database, run_id)
+    order = _dataset_order(database, run_id)
+    preds.sort(key=lambda r: order.get(r["example_id"], len(order)))  # stable: ties keep row order
     n = len(preds) or 1
 
     def block(rows):
@@ -354,6 +629,7 @@ def export_seed_format(db: Any, run_id: int, path: str | Path) -> Path:
         "schema_compliance_rate": sum(r["compliance"] for r in preds) / n,
         "avg_latency_ms": 1000 * sum(r["latency_s"] for r in preds) / n,
         "tokens_per_sec": report["overall"].get("tokens_per_s", 0.0),
+        # Like the harness, only the three tiers (records without one are left out here).
         "by_complexity": {c: block(by_c[c]) for c in ("simple", "medium", "complex") if c in by_c},
         "by_schema": {s: block(rows) for s, rows in by_s.items()},
     }
@@ -362,7 +638,8 @@ def export_seed_format(db: Any, run_id: int, path: str | Path) -> Path:
          "model_output_parsed": r["parsed"], "json_exact": bool(r["json_exact"]),
          "field_f1": r["field_f1"], "schema_compliance": bool(r["compliance"]),
          "latency_ms": 1000 * r["latency_s"], "complexity": r["complexity"],
-         "schema_name": r["schema_id"], "error": None}
+         "schema_name": r["schema_id"],
+         "error": r["parse_error"] if (r["parse_error"] or "").startswith(NO_PREDICTION) else None}
         for r in preds
     ]
     path = Path(path)

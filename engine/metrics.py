@@ -13,6 +13,7 @@ does); objects compare key sets and values, whatever the key order; arrays compa
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -42,64 +43,109 @@ LENIENT_DATE_TIME = (
 # ---------------------------------------------------------------- parsing
 
 
-def parse_output(text: str) -> tuple[dict | None, str | None]:
-    """The first top-level JSON object in `text` (text around it is ignored), or why there is none.
+class NonFiniteNumber(ValueError):
+    """`NaN`, `Infinity`, `-Infinity` or an overflowing number: Python's json accepts them, JSON
+    does not."""
 
-    Tries each `{` in order with a JSON decoder and returns the first that decodes to an object.
+
+def _reject_constant(name: str):
+    raise NonFiniteNumber(f"{name} is not JSON (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NonFiniteNumber(f"{text} overflows a JSON number (it would read as Infinity)")
+    return value
+
+
+# Strict JSON: refuses NaN/Infinity (json.loads accepts them by default).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def loads_strict(text: str) -> Any:
+    """json.loads that refuses NaN, Infinity and numbers that overflow to infinity."""
+    return _DECODER.decode(text)
+
+
+def parse_output(text: str) -> tuple[dict | None, str | None]:
+    """The first complete top-level JSON object in `text`, or why there is none.
+
+    The whole output is tried first: a JSON value that is not an object (an array, even one
+    wrapping the object as `[{...}]`, a string, a number) is not an answer. Otherwise prose may
+    come before and after the object: each top-level `{...}` is tried in order (a brace pair in
+    prose that is not JSON is skipped), but an object preceded by `[` is array-wrapped and fails,
+    and an output that ends inside an unterminated object fails: the braces nested inside it are
+    never candidates, so a truncated answer does not "parse" as an inner fragment. NaN and
+    Infinity are refused.
     """
     if not text or not text.strip():
         return None, "empty output"
-    decoder = json.JSONDecoder()
     first_error = None
+    try:
+        value = loads_strict(text.strip())
+    except NonFiniteNumber as exc:
+        first_error = str(exc)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        if isinstance(value, dict):
+            return value, None
+        if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            return None, "the object is wrapped in an array ([{...}]); the answer must be an object"
+        return None, f"the output is a JSON {json_type(value)}, not an object"
     start = text.find("{")
     if start < 0:
-        return None, "no JSON object in the output (no '{')"
+        return None, first_error or "no JSON object in the output (no '{')"
     attempts = 0
     while start >= 0 and attempts < 64:
         attempts += 1
+        if text[:start].rstrip().endswith("["):
+            return None, "the object is wrapped in an array ([{...}]); the answer must be an object"
+        end = json_object_end(text[start:])
+        if end is None:
+            return None, (f"unterminated JSON object starting at char {start} "
+                          "(output ended inside it)")
         try:
-            value, _end = decoder.raw_decode(text, start)
+            value, _end = _DECODER.raw_decode(text, start)
+        except NonFiniteNumber as exc:
+            first_error = first_error or str(exc)
         except json.JSONDecodeError as exc:
-            if first_error is None:
-                first_error = _describe_decode_error(text, start, exc)
+            first_error = first_error or f"invalid JSON at char {exc.pos}: {exc.msg}"
+        except (ValueError, RecursionError) as exc:  # e.g. an integer too long, nesting too deep
+            first_error = first_error or f"invalid JSON: {exc}"
         else:
             if isinstance(value, dict):
                 return value, None
-        start = _next_top_level_brace(text, start)
+        start = text.find("{", start + end)
     return None, first_error or "no JSON object in the output"
-
-
-def _describe_decode_error(text: str, start: int, exc: json.JSONDecodeError) -> str:
-    if json_object_end(text[start:]) is None:
-        return f"unterminated JSON object starting at char {start} (output ended inside it)"
-    return f"invalid JSON at char {exc.pos}: {exc.msg}"
-
-
-def _next_top_level_brace(text: str, start: int) -> int:
-    """Index of the next `{` after the object (or failed object) starting at `start`."""
-    end = json_object_end(text[start:])
-    nxt = start + end if end is not None else start + 1
-    return text.find("{", nxt)
 
 
 class JsonCloseTracker:
     """Finds where the first top-level JSON object closes in text fed piece by piece.
 
-    Counts brace depth outside strings (with backslash escapes); quotes before the first `{` do
-    not open strings. Decoding uses it to stop a sequence; parsing uses it to find object ends.
+    Counts brace depth outside strings (with backslash escapes); quotes outside any `{` do not
+    open strings. With `require_json` (the default, used by decoding to stop a sequence), a
+    top-level `{...}` that closes but is not a JSON object (a brace pair in prose, such as
+    `Fields {title, body} follow:`, or an object holding NaN) does not count: the tracker resets
+    and waits for the next top-level object. Each candidate is decoded once, when it closes, so
+    the cost stays linear in the text. Without it, the first balanced pair counts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, require_json: bool = True) -> None:
+        self.require_json = require_json
         self.depth = 0
         self.in_string = False
         self.escaped = False
         self.seen = 0  # characters fed so far
         self.closed_at: int | None = None  # index just past the closing `}`
+        self._parts: list[str] = []  # text of the open top-level candidate from earlier pieces
 
     def feed(self, text: str) -> int | None:
         """Feed more text; the index (in all text fed) just past the closing `}`, once closed."""
         if self.closed_at is not None:
             return self.closed_at
+        begin = 0 if self.depth > 0 else None  # where the open candidate starts in `text`
         for i, ch in enumerate(text):
             if self.in_string:
                 if self.escaped:
@@ -111,19 +157,35 @@ class JsonCloseTracker:
             elif ch == '"':
                 self.in_string = self.depth > 0
             elif ch == "{":
+                if self.depth == 0:
+                    begin, self._parts = i, []
                 self.depth += 1
             elif ch == "}" and self.depth > 0:
                 self.depth -= 1
                 if self.depth == 0:
-                    self.closed_at = self.seen + i + 1
-                    break
+                    if not self.require_json or _is_json_object(
+                        "".join(self._parts) + text[begin : i + 1]
+                    ):
+                        self.closed_at = self.seen + i + 1
+                        break
+                    begin, self._parts = None, []  # not JSON: look for the next object
+        if self.closed_at is None and self.require_json and begin is not None and self.depth > 0:
+            self._parts.append(text[begin:])
         self.seen += len(text)
         return self.closed_at
 
 
+def _is_json_object(candidate: str) -> bool:
+    try:
+        return isinstance(loads_strict(candidate), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def json_object_end(text: str) -> int | None:
-    """Index just past the `}` closing the first top-level object in `text`, or None."""
-    return JsonCloseTracker().feed(text)
+    """Index just past the `}` closing the first top-level brace pair in `text` (strings and
+    escapes respected, content not checked), or None."""
+    return JsonCloseTracker(require_json=False).feed(text)
 
 
 # ---------------------------------------------------------------- equality and types
@@ -374,20 +436,37 @@ def score(
     leaf_* precision/recall/F1, schema_valid (None without a schema), schema_errors, compliance,
     failure, diff. `example` is an engine.types.Example (its expected value and prompt are used)
     or the expected value itself; `truncated` is whether generation hit max_new_tokens."""
+    parsed, parse_error = parse_output(output_text)
+    return score_parsed(example, parsed, parse_error, schema, prompt=prompt, truncated=truncated,
+                        formats=formats)
+
+
+def score_parsed(
+    example: Any,
+    parsed: dict | None,
+    parse_error: str | None = None,
+    schema: dict | None = None,
+    *,
+    prompt: str | None = None,
+    truncated: bool = False,
+    formats: str = "lenient",
+) -> dict:
+    """`score` of an already parsed object (None when the output did not parse, with
+    `parse_error` saying why). A value holding NaN or Infinity (another parser may have let it
+    through) is never schema-valid."""
     if hasattr(example, "expected") and hasattr(example, "prompt"):
         expected = example.expected
         prompt = example.prompt if prompt is None else prompt
     else:
         expected = example
     prompt = prompt or ""
-    parsed, parse_error = parse_output(output_text)
     exact = parsed is not None and json_equal(expected, parsed)
     fp, fr, ff = field_prf(expected, parsed) if parsed is not None else (0.0, 0.0, 0.0)
     lp, lr, lf = leaf_prf(expected, parsed)
     errors: list[str] = []
     valid: bool | None = None
     if parsed is not None and schema is not None:
-        errors = schema_errors(parsed, schema, formats)
+        errors = non_finite_errors(parsed) or schema_errors(parsed, schema, formats)
         valid = not errors
     elif schema is not None:
         valid = False
@@ -412,3 +491,8 @@ def score(
         "diff": entries,
     }
 
+
+def non_finite_errors(value: Any) -> list[str]:
+    """A message for every NaN or infinite number in `value` (none of them is JSON)."""
+    return [f"{path}: {v!r} is not a JSON number" for path, v in leaves(value).items()
+            if isinstance(v, float) and not math.isfinite(v)]

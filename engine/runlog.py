@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 DEFAULT_DB = "runs.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # A run whose heartbeat is older than this, and whose process cannot be seen, is interrupted.
 STALE_AFTER_S = 120.0
@@ -157,8 +157,16 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     db["predictions"].create_index(["run_id", "failure"])
 
 
+def _v2_checkpoint_metrics(db: sqlite_utils.Database) -> None:
+    """Checkpoints record the validation metrics at their step (JSON) and which one is best;
+    predictions record how often the loop guard had to close a runaway array or string."""
+    db.execute("ALTER TABLE checkpoints ADD COLUMN metrics TEXT")
+    db.execute("ALTER TABLE checkpoints ADD COLUMN is_best INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE predictions ADD COLUMN loop_guard INTEGER NOT NULL DEFAULT 0")
+
+
 # Each entry migrates from version i to i + 1.
-MIGRATIONS = [_create_v1]
+MIGRATIONS = [_create_v1, _v2_checkpoint_metrics]
 
 
 def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
@@ -301,8 +309,11 @@ def add_checkpoint(
     *,
     epoch: float | None = None,
     is_final: bool = False,
+    metrics: dict | None = None,
 ) -> int:
+    """Record a checkpoint (replacing a row of the same run and step: a step saved again)."""
     with db.conn:
+        db.execute("DELETE FROM checkpoints WHERE run_id = ? AND step = ?", [run_id, step])
         return db["checkpoints"].insert(
             {
                 "run_id": run_id,
@@ -311,12 +322,60 @@ def add_checkpoint(
                 "path": str(path),
                 "is_final": int(is_final),
                 "time": time.time(),
+                "metrics": _dumps(metrics or {}),
+                "is_best": 0,
             }
         ).last_pk
 
 
+def _checkpoint_row(row: dict) -> dict:
+    row = dict(row)
+    try:
+        row["metrics"] = json.loads(row["metrics"]) if row.get("metrics") else {}
+    except ValueError:
+        row["metrics"] = {}
+    row["is_best"] = int(row.get("is_best") or 0)
+    return row
+
+
 def checkpoints(db: sqlite_utils.Database, run_id: int) -> list[dict]:
-    return list(db.query("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step", [run_id]))
+    """A run's checkpoints in step order; `metrics` decoded to a dict, `is_best` 0 or 1."""
+    rows = db.query("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step", [run_id])
+    return [_checkpoint_row(r) for r in rows]
+
+
+def checkpoint(db: sqlite_utils.Database, run_id: int, step: int) -> dict | None:
+    rows = list(
+        db.query("SELECT * FROM checkpoints WHERE run_id = ? AND step = ?", [run_id, step])
+    )
+    return _checkpoint_row(rows[0]) if rows else None
+
+
+def set_best_checkpoint(db: sqlite_utils.Database, run_id: int, step: int | None) -> None:
+    """Mark the checkpoint at `step` as the run's best (and no other); None clears the mark."""
+    with db.conn:
+        db.execute(
+            "UPDATE checkpoints SET is_best = CASE WHEN step = ? THEN 1 ELSE 0 END"
+            " WHERE run_id = ?",
+            [step, run_id],
+        )
+
+
+def best_checkpoint(db: sqlite_utils.Database, run_id: int) -> dict | None:
+    """The checkpoint marked best for a run, or None when none is marked."""
+    rows = list(
+        db.query(
+            "SELECT * FROM checkpoints WHERE run_id = ? AND is_best = 1 ORDER BY step DESC LIMIT 1",
+            [run_id],
+        )
+    )
+    return _checkpoint_row(rows[0]) if rows else None
+
+
+def delete_checkpoint(db: sqlite_utils.Database, run_id: int, step: int) -> None:
+    """Forget a checkpoint whose folder retention removed (the best is never passed here)."""
+    with db.conn:
+        db.execute("DELETE FROM checkpoints WHERE run_id = ? AND step = ?", [run_id, step])
 
 
 def _pid_alive(pid: int | None) -> bool:

@@ -52,3 +52,36 @@ def test_eval_errors_are_clear(capsys, sample_dir, db_path):
     assert rc == 2 and "no such data file" in err
     rc, _, err = run(capsys, "show", "42", "--db", db_path)
     assert rc == 2 and "no run 42" in err
+
+
+def test_eval_edgejson_protocol(capsys, sample_dir, db_path):
+    data = sample_dir / "test.jsonl"
+    rc, out, err = run(capsys, "eval", "--model", "tiny", "--data", data, "--limit", "2",
+                       "--protocol", "edgejson", "--format", "json", "--db", db_path)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["protocol"] == "edgejson" and doc["prompt_template"] == "edgejson"
+    assert doc["decoding"]["stop"] == "eos" and doc["decoding"]["max_new_tokens"] == 512
+    # A random model rarely writes EOS: every answer runs to the harness's 512-token cap.
+    assert 2 <= doc["overall"]["n_tokens"] <= 1024
+    assert set(doc["by_complexity"]) <= {"simple", "medium", "complex", "unknown"}
+    for flag in (["--constrained"], ["--set", "max_new_tokens=8"], ["--decoding", "sample"]):
+        rc, _, err = run(capsys, "eval", "--model", "tiny", "--data", data, "--protocol",
+                         "edgejson", *flag, "--db", db_path)
+        assert rc == 2 and "--protocol edgejson decodes as the published harness" in err
+    rc, _, err = run(capsys, "eval", "--model", "tiny", "--data", data, "--protocol", "edgejson",
+                     "--prompt-template", "schemalab", "--db", db_path)
+    assert rc == 2 and "template edgejson" in err
+
+
+def test_eval_prompt_template_and_stop_override(capsys, sample_dir, db_path):
+    rc, out, err = run(capsys, "eval", "--model", "tiny", "--data", sample_dir / "test.jsonl",
+                       "--limit", "2", "--prompt-template", "edgejson", "--set", "stop=eos",
+                       "--set", "max_new_tokens=4", "--format", "json", "--db", db_path)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["protocol"] == "schemalab" and doc["prompt_template"] == "edgejson"
+    assert doc["decoding"]["stop"] == "eos" and doc["template_warning"] is None
+    rc, _, err = run(capsys, "eval", "--model", "tiny", "--data", sample_dir / "test.jsonl",
+                     "--set", "stop=never", "--db", db_path)
+    assert rc == 2 and "stop must be one of json, eos" in err

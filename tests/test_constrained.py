@@ -80,3 +80,139 @@ def test_zoneless_date_time_needs_lenient(generator):
     assert grammar_disagreement(tok, schema, target, "lenient") is None
     assert grammar_disagreement(tok, schema, target, "strict") is not None
     assert compile_grammar(tok, schema) is compile_grammar(tok, schema)  # cached
+
+
+# ------------------------------------------------------------------ the loop guard
+
+
+def scan(text: str, prompt: str = "", tok=None):
+    """A JsonScanner fed `text` (token by token when a tokenizer is given, as decoding does)."""
+    from engine.loopguard import JsonScanner
+
+    scanner = JsonScanner(prompt)
+    pieces = [tok.decode([t]) for t in tok(text, add_special_tokens=False)["input_ids"]] if tok else [text]
+    for piece in pieces:
+        scanner.feed(piece)
+    return scanner
+
+
+def test_token_effects_find_separator_commas():
+    from engine.loopguard import token_effects
+
+    assert token_effects(",") == (False, [{0}, set(), set()])
+    assert token_effects(" ,")[1][0] == {0}
+    quote, commas = token_effects('",')  # closes a string, then a separator
+    assert quote and commas[1] == {0} and commas[0] == set()  # outside a string `",` opens one
+    assert token_effects('"},')[1][1] == {1}  # closes the string and its object, then a separator
+    assert token_effects("}, {")[1][0] == {1}
+    assert token_effects('{"a": 1, ')[1][0] == set()  # a comma inside a new object is not ours
+    assert token_effects("a,b")[1] == [{0}, set(), set()]  # inside a string a comma is text
+    assert token_effects('",')[1][2] == set()  # after a backslash the quote is escaped
+    assert token_effects('\\",')[1][1] == set() and token_effects('\\",')[1][2] == {0}
+    assert token_effects('"abc') == (True, [set(), set(), set()])
+
+
+def test_repeated_array_items_forbid_the_separator(generator):
+    tok = generator.tokenizer
+    scanner = scan('{"tags": ["a", "b", "a", "b"', tok=tok)
+    assert scanner.restriction() is None and scanner.fired == 0  # two repeats: still allowed
+    scanner.feed(', "c')
+    assert scanner.restriction() is None
+    scanner = scan('{"tags": ["a", "b", "a", "b", "a', tok=tok)
+    # Closing this string would be the third repeat: `",` may not add a sixth item in one token.
+    assert scanner.restriction() == (1, [0], "") and scanner.fired == 0
+    scanner.feed('"')  # the third repeat
+    assert scanner.fired == 1 and "repeats" in scanner.reasons[0]
+    assert scanner.restriction() == (0, [0], "")  # after the item: no `,` at this depth
+    # Objects repeating: flagged on the fourth copy; inside the next one `},` is what is forbidden.
+    scanner = scan('{"xs": [{"a": 1}, {"a": 1}, {"a": 1}, {"a": 1', tok=tok)
+    assert scanner.fired == 0 and scanner.restriction() == (0, [1], "")  # `},` would repeat
+    scanner.feed('}, {"a": 1')
+    assert scanner.fired == 1 and scanner.restriction() == (0, [1], "")
+    scanner = scan('{"xs": [1, 1, 1, 1, 1', tok=tok)  # numbers end at the separator
+    assert scanner.restriction() == (0, [0], "")
+    scanner.feed("]}")
+    assert scanner.restriction() is None  # the flagged array is closed
+
+
+def test_repeating_string_allows_only_the_closing_quote(generator):
+    tok = generator.tokenizer
+    scanner = scan('{"note": "la la land la la land la la land', tok=tok)
+    assert scanner.fired == 1 and scanner.restriction() == (1, [], "string")
+    scanner.feed('"')
+    assert scanner.restriction() is None
+    # The same text in the prompt is no loop: the value may copy it.
+    quoted = scan('{"note": "la la land la la land la la land', prompt="la la land " * 3, tok=tok)
+    assert quoted.restriction() is None and quoted.fired == 0
+    # Keys are never checked; a string after a backslash is left alone until the escape ends.
+    escaped = scan('{"note": "' + "abcdefgh" * 3 + "\\", tok=tok)
+    assert escaped.fired == 1 and escaped.restriction() is None  # `"` now would be escaped
+    escaped.feed("n")
+    assert escaped.restriction() == (1, [], "string")
+
+
+def test_bounds_from_the_prompt():
+    from engine.loopguard import MIN_ITEMS, JsonScanner
+
+    prompt = "Note: " + " ".join(f"w{i}" for i in range(20))  # 21 words, 125 characters
+    scanner = JsonScanner(prompt)
+    assert scanner.max_items == 21 and scanner.max_string == len(prompt)
+    assert JsonScanner("hi").max_items == MIN_ITEMS
+    scanner.feed('{"n": [' + ", ".join(str(i) for i in range(20)))
+    assert scanner.restriction() is None
+    scanner.feed(", ")  # the 21st item begins: no separator after it
+    assert scanner.restriction() == (0, [0], "") and "21 items" in scanner.reasons[0]
+    text = "".join(chr(ord("a") + (i * 7) % 26) + str(i) for i in range(60))  # never repeats
+    scanner = JsonScanner(prompt)
+    scanner.feed('{"s": "' + text[: len(prompt)])
+    assert scanner.restriction() is None
+    scanner.feed(text[len(prompt) : len(prompt) + 1])
+    assert scanner.restriction() == (1, [], "string") and "longer than the prompt" in scanner.reasons[0]
+
+
+def test_runaway_number_must_end(generator):
+    from engine.loopguard import MAX_NUMBER
+
+    scanner = scan('{"n": -' + "1" * (MAX_NUMBER - 1), tok=generator.tokenizer)
+    assert scanner.restriction() is None
+    scanner.feed("2")
+    assert scanner.restriction() == (0, [], "number") and scanner.fired == 1
+    scanner.feed("}")
+    assert scanner.restriction() is None
+
+
+def test_normal_answers_pass_untouched(generator, sample):
+    tok = generator.tokenizer
+    for example, _schema in sample:
+        scanner = scan("", prompt=example.prompt)
+        for t in tok(render_target(example.expected), add_special_tokens=False)["input_ids"]:
+            assert scanner.restriction() is None, example.schema_id
+            scanner.feed(tok.decode([t]))
+        assert scanner.fired == 0 and not scanner.stack
+
+
+def test_guard_masks_logits_and_never_leaves_none(generator):
+    import torch
+
+    from engine.loopguard import LoopGuard, token_table
+
+    tok, vocab = generator.tokenizer, generator.vocab_size
+    table = token_table(tok, vocab)
+    assert token_table(tok, vocab) is table  # cached per tokenizer
+    comma, bracket, quote_close = (tok(s, add_special_tokens=False)["input_ids"][0] for s in (",", "]", '",'))
+    guard = LoopGuard(tok, [True, True, False], ["", "", ""], vocab)
+    for row in range(3):
+        guard.feed(row, '{"tags": ["a", "a", "a", "a"')
+    logits = torch.zeros((3, vocab))
+    logits[1] = float("-inf")
+    logits[1, comma] = 0.0  # the grammar allows only `,`: the guard must not leave nothing
+    guard.apply(logits, [0, 1, 2])
+    assert logits[0, comma] == float("-inf") and logits[0, bracket] == 0.0
+    assert logits[0, quote_close] == 0.0  # from outside a string, `",` opens one: no separator
+    assert logits[1, comma] == 0.0  # kept as the grammar had it
+    assert torch.all(logits[2] == 0.0)  # unconstrained row: untouched
+    assert guard.fired(0) == 1 and guard.fired(2) == 0
+    # Only active rows are passed: row 0 finished, rows 1 and 2 remain in logits rows 0 and 1.
+    logits = torch.zeros((2, vocab))
+    guard.apply(logits, [1, 2])
+    assert logits[0, comma] == float("-inf") and torch.all(logits[1] == 0.0)

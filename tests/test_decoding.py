@@ -138,3 +138,69 @@ def test_resolve_adapter(tmp_path, db_path):
         resolve_adapter("999", db)
     with pytest.raises(DecodingError, match="not a training run id"):
         resolve_adapter("no/such/folder", db)
+
+
+class Looping(Scripted):
+    """A model that loops whenever it may: it writes `script` (token ids), and where that token
+    is not allowed it prefers to close what is open (`closers`, best first)."""
+
+    def __init__(self, model, script: list[int], closers: list[int]):
+        super().__init__(model, script)
+        self.closers = closers
+
+    def __call__(self, **kwargs):
+        out = self.model(**kwargs)
+        logits = out.logits[:, -1, :]
+        logits[:] = -1e4
+        for rank, token in enumerate(self.closers):
+            logits[:, token] = 1e3 - rank
+        logits[:, self.script[min(self.calls, len(self.script) - 1)]] = 1e4
+        self.calls += 1
+        return out
+
+
+def looping(generator, text: str) -> Generator:
+    tok = generator.tokenizer
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    closers = [tok(s, add_special_tokens=False)["input_ids"][0] for s in ('"]}', '"}', "]}", "]", "}", '"')]
+    return Generator("tiny", model=Looping(generator.model, ids, closers), tokenizer=tok)
+
+
+TAGS = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["tags"]}
+NOTE = {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}
+
+
+@pytest.mark.parametrize(
+    "schema, text",
+    [(TAGS, '{"tags": [' + '"red", "blue", ' * 60), (NOTE, '{"note": "' + "la la land " * 60)],
+    ids=["repeated-items", "repeating-string"],
+)
+def test_loop_guard_ends_runaway_answers(generator, schema, text):
+    import json
+
+    import jsonschema
+
+    cfg = decoding_from("greedy", ["max_new_tokens=150"])
+    item = ("Tags: red, blue. Note: la la land.", "loop", schema)
+    gen = looping(generator, text)
+    gen.loop_guard = False  # without the guard the grammar lets the loop run to the cap
+    g = gen.generate([item], cfg, constrained=True)[0]
+    assert g.finish == "max_tokens" and g.truncated and g.loop_guard_fired == 0
+
+    g = looping(generator, text).generate([item], cfg, constrained=True)[0]
+    assert g.finish == "json_closed" and not g.truncated and g.loop_guard_fired == 1
+    value = json.loads(g.text)
+    jsonschema.validate(value, schema)
+    if "tags" in value:  # closed at the third repeated item
+        assert value["tags"] == ["red", "blue", "red", "blue", "red"]
+    else:  # closed once a piece repeated three times
+        assert value["note"].startswith("la la land la la land la la") and len(value["note"]) < 40
+    # Row-wise: an unconstrained row in the same batch is left alone and runs to the cap.
+    from engine.decoding import _drain
+
+    gen = looping(generator, text)
+    prompt = gen.encode(*item)
+    both = _drain(gen._run([prompt, prompt], [schema, None], cfg, None, "lenient"))
+    assert both[0].text == g.text and both[0].loop_guard_fired == 1
+    assert both[1].finish == "max_tokens" and both[1].loop_guard_fired == 0

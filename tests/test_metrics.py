@@ -160,3 +160,78 @@ def test_validation_and_evaluation_agree_on_grounding():
     assert flagged == {"$.city"}
     for key, value in expected.items():
         assert m.grounded(value, prompt) is (f"$.{key}" not in flagged)
+
+
+# ---------------------------------------------------------------- defects found against the harness
+
+
+@pytest.mark.parametrize(
+    "output",
+    ['[{"name": "n", "qty": 1}]', 'Here it is: [ {"name": "n", "qty": 1} ]',
+     '[{"name": "n", "qty": 1}, {"name": "m"'],
+)
+def test_an_object_wrapped_in_an_array_is_not_the_object(output):
+    parsed, err = m.parse_output(output)
+    assert parsed is None and "wrapped in an array" in err
+    s = m.score({"name": "n", "qty": 1}, output, SCHEMA)
+    assert not s["json_exact"] and s["failure"] == "unparseable" and s["schema_valid"] is False
+    assert s["field_f1"] == 0.0 and not s["compliance"]
+
+
+def test_other_json_values_are_not_objects():
+    assert "JSON string" in m.parse_output('"{\\"a\\": 1}"')[1]
+    assert "JSON number" in m.parse_output("42")[1]
+
+
+def test_a_truncated_output_does_not_parse_as_an_inner_fragment():
+    parsed, err = m.parse_output('{"a": {"b": 1}, "c": {')
+    assert parsed is None and "unterminated" in err
+    parsed, err = m.parse_output('Sure: {"items": [{"sku": "A1"}, {"sku": "B2"}], "total": ')
+    assert parsed is None and "unterminated" in err
+    # A complete object before an unterminated one still counts (the first complete object).
+    assert m.parse_output('{"a": 1} and then {"b": ')[0] == {"a": 1}
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinity_are_not_json(constant):
+    output = '{"name": "n", "qty": ' + constant + '}'
+    parsed, err = m.parse_output(output)
+    assert parsed is None and "JSON" in err
+    s = m.score({"name": "n", "qty": 1}, output, SCHEMA)
+    assert s["schema_valid"] is False and s["failure"] == "unparseable"
+    with pytest.raises(ValueError):
+        m.loads_strict(output)
+
+
+def test_a_value_with_nan_parsed_elsewhere_is_never_schema_valid():
+    s = m.score_parsed({"name": "n", "price": 1.0}, {"name": "n", "qty": 1, "price": float("nan")},
+                       None, {**SCHEMA, "properties": {**SCHEMA["properties"]}})
+    assert s["schema_valid"] is False and "$.price" in s["schema_errors"][0]
+    assert m.non_finite_errors({"a": [1.0, float("inf")]}) == ["$.a[1]: inf is not a JSON number"]
+
+
+def feed_in_pieces(tracker, text, size):
+    for i in range(0, len(text), size):
+        closed = tracker.feed(text[i : i + size])
+        if closed is not None:
+            return closed
+    return None
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_tracker_skips_a_brace_pair_in_prose(size):
+    text = 'Fields {title, body} follow: {"title": "a}{", "body": {"x": 1}} and {"z": 2}'
+    closed = feed_in_pieces(m.JsonCloseTracker(), text, size)
+    assert text[:closed] == 'Fields {title, body} follow: {"title": "a}{", "body": {"x": 1}}'
+    # NaN inside an object makes it no JSON object either: the next one closes.
+    text = '{"a": NaN} {"a": 1} tail'
+    assert text[: feed_in_pieces(m.JsonCloseTracker(), text, size)] == '{"a": NaN} {"a": 1}'
+
+
+def test_tracker_without_require_json_stops_at_the_first_pair():
+    tracker = m.JsonCloseTracker(require_json=False)
+    assert tracker.feed("Fields {title, body} follow") == len("Fields {title, body}")
+    assert m.json_object_end("{oops} {}") == len("{oops}")
+    # A candidate spanning pieces is decoded whole when it closes.
+    tracker, head, rest = m.JsonCloseTracker(), '{"a": {"b": 1}, "c": {', '"d": 2}} tail'
+    assert tracker.feed(head) is None and tracker.feed(rest) == len(head) + len('"d": 2}}')

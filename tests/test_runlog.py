@@ -67,3 +67,50 @@ def test_delete_run_removes_its_rows(db_path):
     runlog.delete_run(db, run_id)
     assert runlog.get_run(db, run_id) is None
     assert db["validation_issues"].count == 0
+
+
+def test_v1_run_log_migrates_to_v2_keeping_its_data(db_path):
+    import sqlite_utils
+
+    conn = sqlite3.connect(db_path)
+    old = sqlite_utils.Database(conn)
+    runlog._create_v1(old)  # a run log written by the first release
+    conn.execute("PRAGMA user_version = 1")
+    run_id = old["runs"].insert({"kind": "train", "status": "completed", "config": "{}"}).last_pk
+    old["checkpoints"].insert({"run_id": run_id, "step": 50, "epoch": 0.5, "path": "/x/step-50",
+                               "is_final": 0, "time": 1.0})
+    old["metrics"].insert({"run_id": run_id, "step": 50, "name": "val_loss", "value": 1.5, "time": 1.0})
+    conn.commit()
+    conn.close()
+
+    db = runlog.connect(db_path)
+    assert runlog.schema_version(db) == runlog.SCHEMA_VERSION == 2
+    (ckpt,) = runlog.checkpoints(db, run_id)
+    assert (ckpt["step"], ckpt["epoch"], ckpt["path"]) == (50, 0.5, "/x/step-50")
+    assert ckpt["metrics"] == {} and ckpt["is_best"] == 0
+    assert runlog.metrics(db, run_id, "val_loss")[0]["value"] == 1.5
+    assert runlog.best_checkpoint(db, run_id) is None
+    db.conn.close()
+    assert runlog.schema_version(runlog.connect(db_path)) == 2  # reopening migrates nothing
+
+
+def test_checkpoint_metrics_best_mark_and_deletion(db_path):
+    db = runlog.connect(db_path)
+    run_id = runlog.create_run(db, "train", {})
+    other = runlog.create_run(db, "train", {})
+    for step in (10, 20, 30):
+        runlog.add_checkpoint(db, run_id, step, f"/p/{step}", epoch=step / 10,
+                              metrics={"val_json_exact": step / 100})
+    runlog.add_checkpoint(db, other, 10, "/q/10", metrics={"val_json_exact": 1.0})
+    runlog.set_best_checkpoint(db, other, 10)
+    runlog.set_best_checkpoint(db, run_id, 20)
+    best = runlog.best_checkpoint(db, run_id)
+    assert best["step"] == 20 and best["metrics"] == {"val_json_exact": 0.2}
+    runlog.set_best_checkpoint(db, run_id, 30)  # moving the mark leaves one best
+    assert [c["is_best"] for c in runlog.checkpoints(db, run_id)] == [0, 0, 1]
+    assert runlog.best_checkpoint(db, other)["step"] == 10  # another run's mark is untouched
+    runlog.add_checkpoint(db, run_id, 30, "/p/30b", is_final=True, metrics={"val_loss": 1.0})
+    assert [(c["step"], c["path"]) for c in runlog.checkpoints(db, run_id)][-1] == (30, "/p/30b")
+    runlog.delete_checkpoint(db, run_id, 10)
+    assert [c["step"] for c in runlog.checkpoints(db, run_id)] == [20, 30]
+    assert runlog.checkpoint(db, run_id, 20)["metrics"] == {"val_json_exact": 0.2}

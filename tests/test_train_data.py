@@ -90,6 +90,26 @@ def test_validation_slice_is_held_out(sample_dir, tok):
     assert {e.id for e in prepare_data(_cfg(sample_dir, "val_fraction=0.1"), tok).val} == val_ids
 
 
+def test_prompt_template_is_used_and_val_examples_are_kept_for_decoding(sample_dir, tok):
+    data = prepare_data(_cfg(sample_dir, "val_fraction=0.1", "prompt_template=schema-in-prompt"), tok)
+    assert [e.id for e in data.val_examples] == [e.id for e in data.val]
+    ex = data.val_examples[0]
+    schema = data.registry.get(ex.schema_id)
+    assert schema is not None
+    prompt = render_prompt(ex.prompt, ex.schema_id, "schema-in-prompt", schema=schema)
+    assert '"properties"' in prompt  # the compact schema is in the prompt
+    n_prompt = len(tok(prompt)["input_ids"])
+    assert data.val[0].n_prompt == n_prompt
+    assert data.val[0].input_ids[:n_prompt] == tok(prompt)["input_ids"]
+
+    edge = encode_example(tok, ex, "edgejson")
+    target = tok(render_target(ex.expected, "edgejson"), add_special_tokens=False)["input_ids"]
+    assert render_target(ex.expected, "edgejson").startswith(" {")
+    assert edge.input_ids[edge.n_prompt :] == target + [tok.eos_token_id]
+    with pytest.raises(DataError, match="chat template"):
+        prepare_data(_cfg(sample_dir, "prompt_template=chat"), tok)  # tiny has no chat template
+
+
 def test_length_grouped_batches_cover_each_example_once():
     lengths = [(i * 37) % 101 + 1 for i in range(203)]
     batches = epoch_batches(lengths, 8, seed=1, epoch=0)

@@ -34,6 +34,7 @@ def _cfg(sample_dir, tmp_path, *more):
             "batch_size=8",
             "grad_accum=2",
             "warmup_ratio=0.1",
+            "val_eval_limit=0",  # decoded validation metrics: see test_train_select_run.py
             *more,
         ],
     )

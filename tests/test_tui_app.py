@@ -193,6 +193,15 @@ async def test_palette_has_an_entry_per_action(seeded_db):
         await pilot.pause()
         assert app.query_one("#dataset-view").current == "stats-view"
 
+        # Scoring an external predictions file and picking an adapter are palette entries too.
+        assert "Playground: Adapter" in titles and "Evaluate: Adapter" in titles
+        hits = [h async for h in provider.search("score file")]
+        assert hits and "Evaluate: Score file" in str(hits[0].text)
+        await hits[0].command()
+        await pilot.pause()
+        assert app.query_one("#panes").active == "evaluate"
+        assert type(app.screen).__name__ == "ScoreScreen"
+
 
 async def test_quit_asks_while_a_training_run_is_going(seeded_db):
     from tui.widgets import ConfirmScreen

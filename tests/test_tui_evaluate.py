@@ -220,3 +220,161 @@ async def test_engine_errors_become_notifications(db_path, sample_dir):
         assert any("999" in m for m in messages)
         assert any("Mark two evaluations" in m for m in messages)
         assert pane.run_id is None
+
+
+def write_predictions(path, sample_dir, n: int = 8):
+    """Outputs made elsewhere: every other one exact, the rest prose, plus an unknown id."""
+    from engine.data import load_examples
+
+    examples = load_examples(sample_dir / "test.jsonl").examples[:n]
+    lines = [{"id": ex.id, "output": json.dumps(ex.expected) if i % 2 == 0 else "no idea"}
+             for i, ex in enumerate(examples)]
+    lines.append({"id": "not-in-the-data", "output": "{}"})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+async def test_score_a_predictions_file_and_drill_into_it(db_path, sample_dir, tmp_path):
+    from engine import runlog
+    from engine.evaluate import load_report
+    from tui.scoring import ScoreScreen
+
+    predictions = write_predictions(tmp_path / "preds.jsonl", sample_dir)
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(EvaluatePane)
+        data = app.query_one("#ev-data", Select)
+        await wait_for(pilot, lambda: data.value is not Select.NULL)
+        app.query_one("#ev-model", Input).focus()  # the key works while typing in the form
+        await pilot.press("ctrl+f")
+        assert isinstance(app.screen, ScoreScreen)
+        screen = app.screen
+        # The data file defaults to the one selected in the form.
+        assert screen.query_one("#score-data", Input).value == str(data.value)
+        assert screen.query_one("#score-protocol", Select).value == "schemalab"
+        screen.query_one("#score-protocol", Select).value = "edgejson"
+        screen.query_one("#score-predictions", Input).value = str(predictions)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pane.run_id is not None, timeout=30)
+        assert not isinstance(app.screen, ScoreScreen)
+
+        run = runlog.get_run(runlog.connect(db_path), pane.run_id)
+        assert run["kind"] == "eval" and run["config"]["protocol"] == "edgejson"
+        report = load_report(str(db_path), pane.run_id)
+        overall = text_of(app, "#ev-overall")
+        assert f"Evaluation {pane.run_id}" in overall
+        assert f"{100 * report['overall']['json_exact']:.1f}%" in overall
+        assert f"scored preds.jsonl as evaluation {pane.run_id}" in str(
+            app.query_one("#ev-running").render())
+        assert str(pane.run_id) in column_values(app.query_one("#ev-history-table"), 1)
+        # The drilldown works on it as on any evaluation.
+        schemas = app.query_one("#ev-schemas", DataTable)
+        assert schemas.has_focus and schemas.row_count == len(report["by_schema"])
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert app.query_one("#ev-tabs", TabbedContent).active == "ev-examples"
+        assert pane.predictions
+
+
+async def test_scoring_a_missing_file_is_a_notification(db_path, sample_dir, tmp_path):
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(EvaluatePane)
+        data = app.query_one("#ev-data", Select)
+        await wait_for(pilot, lambda: data.value is not Select.NULL)
+        await pilot.press("ctrl+f")
+        app.screen.query_one("#score-predictions", Input).value = str(tmp_path / "nope.jsonl")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("Scoring failed" == n.title
+                                          for n in app._notifications))
+        assert pane.run_id is None and not pane.has_class("running")
+        assert "nope.jsonl" in " ".join(n.message for n in app._notifications)
+
+
+async def test_adapter_picker_offers_best_final_and_steps(db_path, sample_dir, monkeypatch):
+    from test_tui_train import seed_val_run
+    from textual.widgets import OptionList
+
+    from tui.adapters import AdapterPicker
+
+    monkeypatch.chdir(sample_dir.parent.parent)
+    run_id = seed_val_run(db_path)
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#ev-model", Input).focus()
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, AdapterPicker)
+        picker = app.screen
+        await wait_for(pilot, lambda: picker.choices)
+        specs = [c.spec for c in picker.choices if not isinstance(c, str)]
+        assert specs == [str(run_id), f"{run_id}:final", f"{run_id}:step-20",
+                         f"{run_id}:step-40", f"{run_id}:step-60"]
+        labels = {c.spec: c.label for c in picker.choices if not isinstance(c, str)}
+        assert "best checkpoint (step 40)" in labels[str(run_id)]
+        assert "JSONExact 41.2%" in labels[str(run_id)]
+        assert "★ best" in labels[f"{run_id}:step-40"]
+        assert "best" not in labels[f"{run_id}:step-60"]
+        # The run id (= its best checkpoint) is the default: enter takes it.
+        assert picker.query_one(OptionList).highlighted == 1
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AdapterPicker))
+        assert app.query_one("#ev-adapter", Input).value == str(run_id)
+        assert any("template edgejson" in n.message for n in app._notifications)
+
+        await pilot.press("ctrl+r")
+        picker = app.screen
+        await wait_for(pilot, lambda: picker.choices)
+        picker.query_one(OptionList).highlighted = 3  # heading, ID, ID:final, then step-20
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AdapterPicker))
+        assert app.query_one("#ev-adapter", Input).value == f"{run_id}:step-20"
+
+
+async def test_evaluation_passes_template_and_protocol(db_path, sample_dir, monkeypatch):
+    """The form's template and protocol reach engine.evaluate.run_evaluation; the default
+    template is the adapter's training template; an engine that does not take the keyword
+    yet gives a clear message."""
+    from test_tui_train import seed_val_run
+
+    from engine import evaluate
+
+    monkeypatch.chdir(sample_dir.parent.parent)
+    run_id = seed_val_run(db_path)  # trained with prompt_template edgejson
+    calls, built = [], []
+
+    def fake_run_evaluation(db, model, data, **kwargs):
+        calls.append(kwargs)
+        if kwargs.get("protocol") == "edgejson":
+            raise TypeError("run_evaluation() got an unexpected keyword argument 'protocol'")
+        return seed_evaluation(db_path, sample_dir, limit=6)
+
+    monkeypatch.setattr(evaluate, "run_evaluation", fake_run_evaluation)
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(EvaluatePane)
+        pane._generator = lambda request, db, template: built.append(template) or object()
+        data = app.query_one("#ev-data", Select)
+        await wait_for(pilot, lambda: data.value is not Select.NULL)
+        app.query_one("#ev-adapter", Input).value = str(run_id)
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: pane.run_id is not None, timeout=20)
+        assert calls[-1]["adapter"] == str(run_id)
+        assert calls[-1]["protocol"] == "schemalab" and calls[-1]["prompt_template"] is None
+        assert built == ["edgejson"]  # the adapter's training template, from its run
+
+        app.query_one("#ev-template", Select).value = "chat"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(calls) == 2, timeout=20)
+        await wait_for(pilot, lambda: not pane.has_class("running"))
+        assert calls[-1]["prompt_template"] == "chat" and built[-1] == "chat"
+        assert any("trained with prompt template 'edgejson'" in n.message
+                   for n in app._notifications)
+
+        app.query_one("#ev-template", Select).value = "auto"
+        app.query_one("#ev-protocol", Select).value = "edgejson"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(calls) == 3, timeout=20)
+        await wait_for(pilot, lambda: not pane.has_class("running"))
+        assert built[-1] == "edgejson"
+        messages = " ".join(n.message for n in app._notifications)
+        assert "does not accept" in messages and "protocol" in messages

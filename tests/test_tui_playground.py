@@ -118,3 +118,57 @@ async def test_cancel_stops_both_columns(db_path, sample_dir):
         for side in "ab":
             assert "cancelled" in str(app.query_one(f"#status-{side}").render())
         assert not [w for w in app.workers if w.group in ("col-a", "col-b") and w.is_running]
+
+
+class QuickGenerator:
+    """Stands in for engine.decoding.Generator: streams a fixed answer at once."""
+
+    last = None
+
+    def stream(self, prompt, schema_id, schema, cfg, constrained=False, cancel=None):
+        yield '{"name": "Ada"}'
+
+
+async def test_adapter_picker_and_template_reach_the_generator(db_path, sample_dir,
+                                                              monkeypatch):
+    """ctrl+r fills the focused column's adapter from the run log; the column decodes with the
+    adapter's training template by default, or the one chosen (with a warning)."""
+    from test_tui_train import seed_val_run
+    from textual.widgets import Select
+
+    from tui.adapters import AdapterPicker
+
+    monkeypatch.chdir(sample_dir.parent.parent)
+    run_id = seed_val_run(db_path)  # trained with prompt_template edgejson
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PlaygroundPane)
+        requests = []
+        pane._generator = lambda request: requests.append(request) or QuickGenerator()
+        app.query_one("#adapter-b", Input).focus()
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, AdapterPicker)
+        picker = app.screen
+        await wait_for(pilot, lambda: picker.choices)
+        assert "Adapter for column B" in str(picker.query_one("Label").render())
+        await pilot.press("enter")  # the run id: its best checkpoint
+        await wait_for(pilot, lambda: not isinstance(app.screen, AdapterPicker))
+        assert app.query_one("#adapter-b", Input).value == str(run_id)
+        assert app.query_one("#adapter-a", Input).value == ""
+
+        pane.query_one("#pg-prompt", TextArea).text = "Call Ada Lovelace at 555-0100."
+        pane.query_one("#pg-schema", Input).value = "contact_card"
+        app.query_one("#template-a", Select).value = "chat"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: all(_finished(pane, s) for s in "ab"), timeout=20)
+        templates = {r.side: r.template for r in requests}
+        assert templates == {"a": "chat", "b": "edgejson"}
+        assert pane.column("b").border_subtitle == "template edgejson"
+        assert pane.column("a").border_subtitle == "template chat"
+
+        # Column B with a template its adapter was not trained with: decoded, with a warning.
+        app.query_one("#template-b", Select).value = "schemalab"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(requests) == 4, timeout=20)
+        await wait_for(pilot, lambda: any("trained with prompt template 'edgejson'" in n.message
+                                          for n in app._notifications))

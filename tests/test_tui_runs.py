@@ -98,3 +98,22 @@ async def test_an_eval_run_opens_in_the_evaluate_pane(seeded_db, monkeypatch):  
         await settle(pilot)
         assert app.query_one("#panes").active == "evaluate"
         assert shown == [eval_id]
+
+
+async def test_a_training_runs_key_figure_is_its_best_checkpoint(seeded_db):  # noqa: F811
+    from test_tui_train import seed_val_run
+    from textual.widgets import DataTable
+
+    from tui.runs import RunsPane
+
+    best = seed_val_run(seeded_db)
+    app = make_app(seeded_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        table = app.query_one(RunsPane).query_one("#runs-table", DataTable)
+        figures = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[5])
+                   for i in range(table.row_count)}
+        assert figures[str(best)] == "best JSONExact 41.2% @ step 40"
+        assert figures["2"].startswith("val 0.920")  # no best in its summary: the losses

@@ -65,3 +65,18 @@ def test_train_form(snap_compare, seeded_db, tiny_model_path):  # noqa: F811
 
 def test_runs(snap_compare, seeded_db):  # noqa: F811
     assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before("5"))
+
+
+def test_train_live_view_with_val_metrics_80x24(snap_compare, seeded_db):  # noqa: F811
+    """A finished run with validation schema metrics: the second chart, the last evaluation and
+    the best checkpoint, at the smallest supported size."""
+    from test_tui_train import seed_val_run
+
+    run_id = seed_val_run(seeded_db)
+
+    def attach(app):
+        app.query_one("TrainPane").attach(run_id)
+
+    assert snap_compare(
+        make_app(seeded_db), terminal_size=(80, 24), run_before=_before("2", then=attach)
+    )

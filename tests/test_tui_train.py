@@ -3,11 +3,55 @@ short `tiny` training run to the end, cancel and resume, and re-attaching after 
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from pilot_helpers import wait_for
+from pilot_helpers import PaneApp, wait_for
 from test_tui_app import REPO, make_app, seeded_db, settle  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.anyio
+
+T0 = 1_767_225_600.0
+VAL_EXACT = {20: 0.125, 40: 0.4125, 60: 0.375}  # the best is step 40, not the last
+
+
+def seed_val_run(db_path, *, finish: bool = True) -> int:
+    """A training run with validation schema metrics at steps 20/40/60 and a checkpoint at each,
+    step 40 marked best, written through engine.runlog as the training loop writes them.
+    Unfinished, it is `running` (its pid is this test process) and has no summary yet."""
+    from engine import runlog
+
+    db = runlog.connect(db_path)
+    config = {"model": "tiny", "train_data": "datasets/sample/train.jsonl", "lora_r": 8,
+              "lora_alpha": 16, "lr": 0.001, "batch_size": 4, "grad_accum": 2,
+              "select_by": "json_exact", "prompt_template": "edgejson"}
+    run_id = runlog.create_run(db, "train", config, model="tiny", name="val metrics",
+                               data_path=config["train_data"], started=T0,
+                               pid=None if finish else os.getpid())
+    runlog.log_metrics(db, run_id, 0, {"total_steps": 60})
+    for step in range(1, 61):
+        values = {"train_loss": 2.0 * 0.96**step + 0.3, "epoch": step / 30, "lr": 0.001,
+                  "tokens_per_s": 1200.0}
+        if step in VAL_EXACT:
+            exact = VAL_EXACT[step]
+            values.update(val_loss=0.97**step + 0.3, val_json_exact=exact,
+                          val_field_f1=exact + 0.3, val_leaf_f1=exact + 0.35,
+                          val_schema_valid=0.9, val_parse_rate=1.0, val_truncated=0.05,
+                          val_eval_s=12.4)
+        runlog.log_metrics(db, run_id, step, values)
+    for step, exact in VAL_EXACT.items():
+        runlog.add_checkpoint(db, run_id, step, f"/nowhere/run/checkpoint-{step}",
+                              metrics={"val_json_exact": exact, "val_field_f1": exact + 0.3})
+    runlog.set_best_checkpoint(db, run_id, 40)
+    if finish:
+        runlog.finish_run(db, run_id, "completed", summary={
+            "final_train_loss": 0.47, "best_step": 40, "best_metric": 0.4125,
+            "stopped_early": True, "val_eval_share": 0.08})
+        runlog.update_run(db, run_id, ended=T0 + 300, heartbeat=T0 + 300)
+    else:
+        runlog.update_run(db, run_id, heartbeat=T0 + 200)
+    db.conn.close()
+    return run_id
 
 
 
@@ -96,7 +140,8 @@ async def test_launch_and_follow_a_tiny_run_to_the_end(db_path, monkeypatch, tin
         await pilot.press("2")
         pane = app.query_one(TrainPane)
         live = app.query_one(LiveView)
-        pane.fill_form({**TINY_FORM, "max_steps": 8, "eval_every": 4})
+        pane.fill_form({**TINY_FORM, "max_steps": 8, "eval_every": 4, "val_eval_limit": 4,
+                        "val_max_new_tokens": 24})
         await settle(pilot)
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: live.run_id is not None)
@@ -107,6 +152,10 @@ async def test_launch_and_follow_a_tiny_run_to_the_end(db_path, monkeypatch, tin
         assert live.series["total_steps"][0] == 8
         assert sorted(live.series["val_loss"]) == [4, 8]
         assert "step 8/8" in str(live.query_one("#live-stats").render())
+        # The in-training evaluation's schema metrics arrived with the validation loss.
+        assert sorted(live.series["val_json_exact"]) == [4, 8]
+        assert live.query_one("#live-schema-chart").display
+        assert "val @ 8: JSONExact" in str(live.query_one("#live-val").render())
         db = runlog.connect(db_path)
         assert runlog.get_run(db, live.run_id)["status"] == "completed"
 
@@ -173,3 +222,105 @@ async def test_reattaches_to_a_running_run_after_a_restart(seeded_db):  # noqa: 
         from engine import runlog
 
         assert runlog.get_run(runlog.connect(seeded_db), 3)["status"] == "running"
+
+
+async def test_form_offers_the_in_training_evaluation_keys(db_path, tmp_path, monkeypatch):
+    from textual.widgets import Select
+
+    from engine.prompt import TEMPLATES
+    from engine.train.config import SELECT_BY, load_config
+    from tui.train import TrainPane
+
+    monkeypatch.chdir(REPO)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        await pilot.pause()
+        # The choices are the engine's own lists, and the defaults are the config's.
+        template = pane.query_one("#f-prompt_template", Select)
+        assert [v for _, v in template._options if v != Select.NULL] == list(TEMPLATES)
+        assert template.value == "schemalab"
+        select_by = pane.query_one("#f-select_by", Select)
+        assert [v for _, v in select_by._options if v != Select.NULL] == list(SELECT_BY)
+        for key in ("val_eval_limit", "val_max_new_tokens", "val_eval_batch", "patience",
+                    "keep_last", "eval_every", "val_constrained"):
+            assert pane.query(f"#f-{key}"), key
+
+        pane.fill_form({**TINY_FORM, "prompt_template": "chat", "select_by": "field_f1",
+                        "val_eval_limit": 16, "val_constrained": False, "patience": 3,
+                        "keep_last": 2})
+        await settle(pilot)
+        assert pane.problems == []
+        data = pane.form_data()
+        assert (data["prompt_template"], data["select_by"], data["val_constrained"]) == (
+            "chat", "field_f1", False)
+        assert (data["val_eval_limit"], data["patience"], data["keep_last"]) == (16, 3, 2)
+        pane.query_one("#f-patience").value = ""  # empty means null: no early stopping
+        await pilot.pause()
+        assert pane.form_data()["patience"] is None and pane.problems == []
+
+        # Saved YAML carries them; a template the engine does not know is a problem, not a crash.
+        saved = tmp_path / "val.yaml"
+        pane.action_save_yaml()
+        await pilot.pause()
+        from textual.widgets import Input
+
+        app.screen.query_one(Input).value = str(saved)
+        await pilot.press("enter")
+        await pilot.pause()
+        cfg = load_config(saved)
+        assert (cfg.prompt_template, cfg.select_by, cfg.keep_last, cfg.patience) == (
+            "chat", "field_f1", 2, None)
+        pane.fill_form({"prompt_template": "bogus"})
+        await settle(pilot)
+        assert any("prompt_template" in p for p in pane.problems)
+        assert "prompt_template" in str(pane.query_one("#p-prompt_template").render())
+
+
+async def test_live_view_shows_val_schema_metrics_and_the_best_checkpoint(db_path, monkeypatch):
+    from textual_plotext import PlotextPlot
+
+    from tui.train import LiveView, TrainPane
+
+    monkeypatch.chdir(REPO)
+    done = seed_val_run(db_path)
+    running = seed_val_run(db_path, finish=False)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        live = app.query_one(LiveView)
+        await wait_for(pilot, lambda: live.run_id == running)  # re-attached to the running one
+        await wait_for(pilot, lambda: live.best is not None)
+        val = str(live.query_one("#live-val").render())
+        # During the run the best comes from the run log's checkpoint mark.
+        assert "val @ 60: JSONExact 37.5%" in val and "field F1 0.675" in val
+        assert "truncated 5.0%" in val and "eval took 12s" in val
+        assert "best: step 40 · JSONExact 41.2%" in val and "stopped early" not in val
+
+        pane.attach(done)
+        await wait_for(pilot, lambda: live.status == "completed")
+        assert sorted(live.series["val_json_exact"]) == [20, 40, 60]
+        val = str(live.query_one("#live-val").render())
+        assert "best: step 40 · JSONExact 41.2%" in val
+        assert "stopped early" in val and "evals 8% of run time" in val
+        assert live.best_step() == 40
+        # A second chart beside the loss, both readable at 80 columns.
+        loss = live.query_one("#live-chart", PlotextPlot)
+        schema = live.query_one("#live-schema-chart", PlotextPlot)
+        assert schema.display and loss.region.width >= 30 and schema.region.width >= 30
+        assert schema.region.y == loss.region.y and schema.region.height >= 8
+
+
+async def test_live_view_without_val_metrics_keeps_one_chart(seeded_db):  # noqa: F811
+    from tui.train import LiveView
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        live = app.query_one(LiveView)
+        live.attach(2)  # the seeded completed run logged only losses
+        await wait_for(pilot, lambda: live.status == "completed")
+        assert not live.query_one("#live-schema-chart").display
+        assert not live.query_one("#live-val").display
+        assert live.query_one("#live-chart").region.width > 70

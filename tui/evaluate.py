@@ -10,11 +10,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import (
@@ -31,6 +32,7 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui.adapters import AUTO, AdapterChoice, AdapterPicker, template_options
 from tui.playground import preset_names
 from tui.results import (
     OVERALL_METRICS,
@@ -44,6 +46,7 @@ from tui.results import (
     short,
     yes_no,
 )
+from tui.scoring import ScoreRequest, ScoreScreen, protocol_options
 
 # Per-schema sort orders the `s` key cycles through: (row key, label); all descending.
 SORTS = (("json_exact", "JSONExact"), ("field_f1", "field F1"), ("schema_valid", "validity"),
@@ -65,14 +68,18 @@ class EvalRequest:
     limit: int | None
     batch_size: int
     max_new_tokens: int | None = None  # overrides the preset's limit when set
+    template: str = AUTO  # a prompt template, or AUTO: the adapter's training template
+    protocol: str = "schemalab"  # or edgejson: the published harness's prompt, decoding, parse
 
 
 class EvaluatePane(Vertical):
     """Run, read and compare evaluations."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "run", "Run"),  # a control key works while typing in the form
         Binding("escape,c", "cancel", "Cancel", key_display="esc"),
+        Binding("ctrl+r", "pick_adapter", "Adapter"),
+        Binding("ctrl+f", "score", "Score file"),
         Binding("s", "sort", "Sort"),
         Binding("h", "history", "Past evals"),
         Binding("m", "mark", "Mark"),
@@ -88,6 +95,8 @@ class EvaluatePane(Vertical):
     EvaluatePane #ev-preset { width: 1fr; margin-right: 1; }
     EvaluatePane #ev-limit, EvaluatePane #ev-max-tokens { width: 7; }
     EvaluatePane #ev-batch { width: 4; }
+    EvaluatePane #ev-template { width: 24; margin-right: 1; }
+    EvaluatePane #ev-protocol { width: 14; }
     EvaluatePane .form-row Checkbox { width: auto; margin-right: 1; }
     EvaluatePane .form-row Button { min-width: 8; }
     EvaluatePane #ev-progress-row { height: 1; }
@@ -123,9 +132,23 @@ class EvaluatePane(Vertical):
 
     @dataclass
     class Failed(Message):
-        """The evaluation failed with a message a person can act on."""
+        """The evaluation (or scoring) failed with a message a person can act on."""
 
         message: str
+        title: str = "Evaluation failed"
+
+    @dataclass
+    class Warned(Message):
+        """The evaluation runs, with something worth knowing (a template mismatch)."""
+
+        message: str
+
+    @dataclass
+    class Scored(Message):
+        """A predictions file was scored and recorded as evaluation `run_id`."""
+
+        run_id: int
+        predictions: str
 
     def __init__(self, db_path: str, dataset_paths: list[str], id: str | None = None) -> None:
         super().__init__(id=id)
@@ -168,6 +191,14 @@ class EvaluatePane(Vertical):
             yield Label("max tok")
             yield Input(placeholder="preset", type="integer", id="ev-max-tokens", compact=True)
             yield Button("Run", id="ev-run", variant="primary", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("template")
+            yield Select(template_options(), value=AUTO, allow_blank=False, id="ev-template",
+                         compact=True)
+            yield Label("protocol")
+            protocols = protocol_options()
+            yield Select(protocols, value=protocols[0][1], allow_blank=False, id="ev-protocol",
+                         compact=True)
         with Horizontal(id="ev-progress-row"):
             yield ProgressBar(id="ev-progress", show_eta=False)
             yield Label("no evaluation running", id="ev-running")
@@ -206,7 +237,7 @@ class EvaluatePane(Vertical):
 
         try:
             found = discover_datasets(self.dataset_paths)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.app.call_from_thread(self.notify, error_message(exc), severity="error")
             return
         if not get_current_worker().is_cancelled:
@@ -237,6 +268,8 @@ class EvaluatePane(Vertical):
             limit=int(limit) if limit.lstrip("-").isdigit() and int(limit) > 0 else None,
             batch_size=max(1, int(batch)) if batch.isdigit() else 8,
             max_new_tokens=int(max_tokens) if max_tokens.isdigit() and int(max_tokens) else None,
+            template=str(self.query_one("#ev-template", Select).value),
+            protocol=str(self.query_one("#ev-protocol", Select).value),
         )
 
     @on(Button.Pressed, "#ev-run")
@@ -276,31 +309,45 @@ class EvaluatePane(Vertical):
         try:
             from engine import runlog
             from engine.decoding import decoding_from
-            from engine.evaluate import run_evaluation
+            from engine.evaluate import choose_template, run_evaluation
 
             db = runlog.connect(self.db_path)
             limit = request.max_new_tokens
             overrides = [f"max_new_tokens={limit}"] if limit else []
+            adapter = request.adapter or None
+            chosen = None if request.template == AUTO else request.template
+            # The generator encodes prompts, so it is built with the template the run will use.
+            template, warning = choose_template(db, adapter, chosen, request.protocol)
+            if warning:
+                self.post_message(self.Warned(warning))
             run_id = run_evaluation(
                 db, request.model, request.data,
-                adapter=request.adapter or None,
+                adapter=adapter,
                 decoding=decoding_from(request.preset, overrides), constrained=request.constrained,
                 limit=request.limit, batch_size=request.batch_size,
-                progress=progress, cancel=cancel, generator=self._generator(request, db),
+                progress=progress, cancel=cancel,
+                generator=self._generator(request, db, template),
+                protocol=request.protocol, prompt_template=chosen,
             )
-        except Exception as exc:  # the engine's message becomes a notification
+        except TypeError as exc:
+            self.post_message(self.Failed(_keyword_message(exc, "run_evaluation")))
+            return
+        except Exception as exc:  # noqa: BLE001 - the engine's message becomes a notification
             self.post_message(self.Failed(error_message(exc)))
             return
         self.post_message(self.Finished(run_id, cancel.is_set() or worker.is_cancelled))
 
-    def _generator(self, request: EvalRequest, db):
-        """The Generator for (model, adapter), loaded in the worker once and kept for reruns."""
+    def _generator(self, request: EvalRequest, db, template: str):
+        """The Generator for (model, adapter, template), loaded in the worker once and kept for
+        reruns."""
         from engine.decoding import Generator
 
-        key = (request.model, request.adapter or None)
+        key = (request.model, request.adapter or None, template)
         if key not in self._generators:
             self._generators.clear()  # one model in memory at a time
-            self._generators[key] = Generator(request.model, request.adapter or None, db=db)
+            self._generators[key] = Generator(
+                request.model, request.adapter or None, db=db, template=template
+            )
         return self._generators[key]
 
     def on_evaluate_pane_progress(self, message: Progress) -> None:
@@ -322,8 +369,84 @@ class EvaluatePane(Vertical):
 
     def on_evaluate_pane_failed(self, message: Failed) -> None:
         self.remove_class("running")
-        self.query_one("#ev-running", Label).update(Text("evaluation failed", style="red"))
-        self.notify(message.message, title="Evaluation failed", severity="error")
+        self.query_one("#ev-running", Label).update(Text(message.title.lower(), style="red"))
+        self.notify(message.message, title=message.title, severity="error")
+
+    def on_evaluate_pane_warned(self, message: Warned) -> None:
+        self.notify(message.message, severity="warning", timeout=10)
+
+    # --- adapters and scoring outputs made elsewhere ----------------------------------------
+
+    def action_pick_adapter(self) -> None:
+        """Pick the adapter from the run log's training runs (RUN_ID is the best checkpoint)."""
+
+        def picked(choice: AdapterChoice | None) -> None:
+            if choice is None:
+                return
+            self.query_one("#ev-adapter", Input).value = choice.spec
+            template = str(self.query_one("#ev-template", Select).value)
+            used = choice.template if template == AUTO else template
+            self.notify(f"Adapter {choice.spec}, template {used}"
+                        + (" (its training template)" if template == AUTO else ""))
+
+        self.app.push_screen(AdapterPicker(self.db_path, "Adapter to evaluate"), picked)
+
+    def action_score(self) -> None:
+        """Score a predictions file made elsewhere against a data set, as an evaluation."""
+        data = self.query_one("#ev-data", Select).value
+        default = "" if data is Select.NULL or not data else str(data)
+
+        def chosen(request: ScoreRequest | None) -> None:
+            if request is None:
+                return
+            bar = self.query_one("#ev-progress", ProgressBar)
+            bar.update(total=None, progress=0)
+            self.add_class("running")
+            self._progress_text = "nothing scored"
+            self.query_one("#ev-running", Label).update(
+                f"scoring {Path(request.predictions).name} ({request.protocol})…"
+            )
+            self.score_predictions(request)
+
+        self.app.push_screen(ScoreScreen(default), chosen)
+
+    @work(thread=True, exclusive=True, group="ev-score", exit_on_error=False)
+    def score_predictions(self, request: ScoreRequest) -> None:
+        """Worker: engine.evaluate.run_scoring records the outputs as an evaluation run."""
+
+        def progress(done: int, total: int, running_exact: float | None = None) -> None:
+            self.post_message(self.Progress(done, total, running_exact))
+
+        try:
+            from engine import runlog
+            from engine.evaluate import run_scoring
+
+            db = runlog.connect(self.db_path)
+            try:
+                run_id = run_scoring(db, request.data, request.predictions,
+                                     protocol=request.protocol, progress=progress)
+            finally:
+                db.conn.close()
+        except ImportError:
+            self.post_message(self.Failed(
+                "this engine has no engine.evaluate.run_scoring yet", "Scoring failed"))
+            return
+        except TypeError as exc:
+            self.post_message(self.Failed(_keyword_message(exc, "run_scoring"), "Scoring failed"))
+            return
+        except Exception as exc:  # noqa: BLE001 - the engine's message becomes a notification
+            self.post_message(self.Failed(error_message(exc), "Scoring failed"))
+            return
+        self.post_message(self.Scored(run_id, request.predictions))
+
+    def on_evaluate_pane_scored(self, message: Scored) -> None:
+        self.remove_class("running")
+        self.query_one("#ev-running", Label).update(
+            f"scored {Path(message.predictions).name} as evaluation {message.run_id}: "
+            f"{self._progress_text}"
+        )
+        self.refresh_history()
+        self.show_run(message.run_id)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that died outside its own error handling still ends as a notification."""
@@ -345,7 +468,7 @@ class EvaluatePane(Vertical):
 
         try:
             report = load_report(self.db, int(run_id))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.notify(f"evaluation {run_id}: {error_message(exc)}", severity="error")
             return
         self.run_id = int(run_id)
@@ -370,6 +493,9 @@ class EvaluatePane(Vertical):
             if run.get("adapter"):
                 title.append(f" + {Path(str(run['adapter'])).name}")
             title.append(f"  on {Path(str(run.get('data_path') or '?')).name}")
+            if config.get("protocol") or config.get("prompt_template"):
+                title.append(f"  {config.get('protocol') or 'schemalab'} protocol, template "
+                             f"{config.get('prompt_template') or 'schemalab'}", style="dim")
             title.append(f"  {run.get('status')}", style="yellow" if run.get("status")
                          != "completed" else "green")
         line = Text()
@@ -542,7 +668,7 @@ class EvaluatePane(Vertical):
 
         try:
             result = compare(self.db, int(a), int(b))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.notify(f"compare {a} with {b}: {error_message(exc)}", severity="error")
             return
         fill_compare(self, result)
@@ -552,6 +678,15 @@ class EvaluatePane(Vertical):
     # Tab switches inside this pane are its own business, not the app's.
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         event.stop()
+
+
+def _keyword_message(exc: TypeError, function: str) -> str:
+    """A TypeError from an engine call that does not take a keyword yet, said plainly."""
+    text = str(exc)
+    if "unexpected keyword" in text:
+        return (f"engine.evaluate.{function} in this install does not accept a setting the "
+                f"workbench sent ({text}); update the engine")
+    return error_message(exc)
 
 
 def preset_label(decoding: dict) -> str:

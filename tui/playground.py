@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
@@ -24,6 +24,7 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, 
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui.adapters import AUTO, AdapterChoice, AdapterPicker, resolve_template, template_options
 from tui.results import DiffView, error_message, short, yes_no
 
 SIDES = ("a", "b")
@@ -55,10 +56,12 @@ class ColumnRequest:
     schema: dict | None
     example: Any  # engine.types.Example with the expected output, or None
     max_new_tokens: int | None = None  # overrides the preset's limit when set
+    template: str = AUTO  # a prompt template, or AUTO: the adapter's training template
 
 
 class PlaygroundColumn(Vertical):
-    """One side: model, adapter, preset and constrained on/off, the output, and its scores."""
+    """One side: model, adapter, preset, constrained on/off and prompt template, the output,
+    and its scores."""
 
     DEFAULT_CSS = """
     PlaygroundColumn { width: 1fr; height: 1fr; border: round $primary 50%; padding: 0 1; }
@@ -66,6 +69,7 @@ class PlaygroundColumn(Vertical):
     PlaygroundColumn .settings Input { width: 1fr; }
     PlaygroundColumn .settings Select { width: 1fr; }
     PlaygroundColumn .settings Checkbox { width: auto; }
+    PlaygroundColumn .settings Label { width: auto; color: $text-muted; }
     PlaygroundColumn .output-scroll { height: 1fr; min-height: 2; }
     PlaygroundColumn .status { height: auto; color: $text-muted; }
     PlaygroundColumn DiffView { height: auto; max-height: 8; }
@@ -93,6 +97,12 @@ class PlaygroundColumn(Vertical):
             yield Checkbox(
                 "constrained", self.initial_constrained, id=f"constrained-{side}", compact=True
             )
+        with Horizontal(classes="settings"):
+            yield Label("template ")
+            yield Select(
+                template_options(), value=AUTO, allow_blank=False, id=f"template-{side}",
+                compact=True,
+            )
         with VerticalScroll(classes="output-scroll"):
             yield Static("", id=f"output-{side}", classes="output")
         yield Static("", id=f"status-{side}", classes="status")
@@ -106,6 +116,14 @@ class PlaygroundColumn(Vertical):
             str(self.query_one(f"#preset-{side}", Select).value),
             self.query_one(f"#constrained-{side}", Checkbox).value,
         )
+
+    def template(self) -> str:
+        """The chosen prompt template, or AUTO (the adapter's training template)."""
+        return str(self.query_one(f"#template-{self.side}", Select).value)
+
+    def set_adapter(self, choice: AdapterChoice) -> None:
+        """Use a picked adapter; the template follows the adapter's unless one was chosen."""
+        self.query_one(f"#adapter-{self.side}", Input).value = choice.spec
 
     def reset(self) -> None:
         self.text = ""
@@ -144,7 +162,7 @@ class PlaygroundColumn(Vertical):
 class ExamplePicker(ModalScreen):
     """Pick a data set, then one of its examples; dismisses with the Example or None."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Close")]
     DEFAULT_CSS = """
     ExamplePicker { align: center middle; }
     ExamplePicker > Vertical {
@@ -183,7 +201,7 @@ class ExamplePicker(ModalScreen):
 
         try:
             found = discover_datasets(self.dataset_paths)
-        except Exception as exc:  # an unreadable folder is a notification, not a crash
+        except Exception as exc:  # noqa: BLE001 - an unreadable folder is a notification
             self.app.call_from_thread(self.notify, error_message(exc), severity="error")
             return
         if not get_current_worker().is_cancelled:
@@ -214,7 +232,7 @@ class ExamplePicker(ModalScreen):
 
         try:
             examples, error = load_examples(path).examples, None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             examples, error = [], f"{path}: {error_message(exc)}"
         if not get_current_worker().is_cancelled:
             self.post_message(self.Loaded(examples, error))
@@ -255,12 +273,13 @@ class ExamplePicker(ModalScreen):
 class PlaygroundPane(Vertical):
     """Prompt on top, two decoding columns side by side (stacked when narrow)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         # Control keys, so they work while typing in the prompt box or a settings field.
         Binding("ctrl+g", "generate", "Generate"),
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+o", "pick_example", "Pick example"),
         Binding("ctrl+n", "new_prompt", "New prompt"),
+        Binding("ctrl+r", "pick_adapter", "Adapter"),
     ]
     DEFAULT_CSS = """
     PlaygroundPane { height: 1fr; }
@@ -296,6 +315,14 @@ class PlaygroundPane(Vertical):
 
         side: str
         result: dict
+
+    @dataclass
+    class Warned(Message):
+        """A column decodes with something worth knowing (a template the adapter was not
+        trained with)."""
+
+        side: str
+        message: str
 
     @dataclass
     class Failed(Message):
@@ -371,7 +398,7 @@ class PlaygroundPane(Vertical):
             if key not in self._registries:
                 self._registries[key] = SchemaRegistry.from_dir(folder)
             return self._registries[key].get(example.schema_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.notify(f"schemas for {example.file}: {error_message(exc)}", severity="warning")
             return None
 
@@ -383,6 +410,26 @@ class PlaygroundPane(Vertical):
                 self.set_example(example)
 
         self.app.push_screen(ExamplePicker(self.dataset_paths), picked)
+
+    def action_pick_adapter(self) -> None:
+        """Pick an adapter from the run log's training runs for the focused column (else A)."""
+        focused = self.screen.focused
+        around = focused.ancestors if focused is not None else []
+        columns = [n for n in around if isinstance(n, PlaygroundColumn)]
+        side = columns[0].side if columns else "a"
+
+        def picked(choice: AdapterChoice | None) -> None:
+            if choice is None:
+                return
+            column = self.column(side)
+            column.set_adapter(choice)
+            template = column.template()
+            used = choice.template if template == AUTO else template
+            self.notify(f"Column {side.upper()}: adapter {choice.spec}, template {used}"
+                        + (" (its training template)" if template == AUTO else ""))
+
+        self.app.push_screen(AdapterPicker(self.db_path, f"Adapter for column {side.upper()}"),
+                             picked)
 
     def action_new_prompt(self) -> None:
         """Clear the prompt, the expected output and both columns."""
@@ -421,7 +468,7 @@ class PlaygroundPane(Vertical):
             model, adapter, preset, constrained = column.settings()
             request = ColumnRequest(
                 side, model, adapter, preset, constrained, prompt, schema_id, schema, example,
-                max_new_tokens,
+                max_new_tokens, column.template(),
             )
             column.reset()
             self._cancel[side].set()  # stops a previous stream in this column
@@ -448,6 +495,10 @@ class PlaygroundPane(Vertical):
         worker = get_current_worker()
         side = request.side
         try:
+            template, warning = resolve_template(self.db_path, request.template, request.adapter)
+            if warning:
+                self.post_message(self.Warned(side, warning))
+            request = replace(request, template=template)
             generator = self._generator(request)
             if worker.is_cancelled or cancel.is_set():
                 self.post_message(self.Done(side, {"cancelled": True}))
@@ -457,7 +508,7 @@ class PlaygroundPane(Vertical):
             limit = request.max_new_tokens
             overrides = [f"max_new_tokens={limit}"] if limit else []
             config = decoding_from(request.preset, overrides)
-            self.post_message(self.Status(side, "decoding…"))
+            self.post_message(self.Status(side, f"decoding… (template {template})"))
             pieces: list[str] = []
             pending: list[str] = []
             started = last_post = time.perf_counter()
@@ -487,9 +538,10 @@ class PlaygroundPane(Vertical):
                 n_tokens=n_tokens,
                 tokens_per_s=n_tokens / seconds if seconds > 0 else 0.0,
                 cancelled=cancel.is_set() or worker.is_cancelled,
+                template=template,
             )
             self.post_message(self.Done(side, result))
-        except Exception as exc:  # the engine's message becomes a notification
+        except Exception as exc:  # noqa: BLE001 - the engine's message becomes a notification
             self.post_message(self.Failed(side, error_message(exc)))
 
     def _generator(self, request: ColumnRequest):
@@ -505,7 +557,8 @@ class PlaygroundPane(Vertical):
                 self.post_message(self.Status(request.side, f"loading model {request.model}…"))
                 base = Generator(request.model, adapter=request.adapter or None, db=self.db_path)
                 self._generators[key] = base
-        return Generator(request.model, model=base.model, tokenizer=base.tokenizer)
+        return Generator(request.model, model=base.model, tokenizer=base.tokenizer,
+                         template=request.template)
 
     @staticmethod
     def _score(request: ColumnRequest, text: str, truncated: bool) -> dict:
@@ -534,10 +587,15 @@ class PlaygroundPane(Vertical):
 
     def on_playground_pane_done(self, message: Done) -> None:
         column = self.column(message.side)
+        if message.result.get("template"):
+            column.border_subtitle = f"template {message.result['template']}"
         if "parsed" in message.result:
             column.show_result(message.result)
         else:
             column.set_status(Text("cancelled", style="yellow"))
+
+    def on_playground_pane_warned(self, message: Warned) -> None:
+        self.notify(f"Column {message.side.upper()}: {message.message}", severity="warning")
 
     def on_playground_pane_failed(self, message: Failed) -> None:
         self.column(message.side).set_status(Text(message.message, style="red"))

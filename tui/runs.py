@@ -35,19 +35,33 @@ STATUS_STYLE = {
 
 
 def _last_metric(db, run_id: int, name: str) -> float | None:
-    rows = list(
-        db.query(
-            "SELECT value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step DESC LIMIT 1",
-            [run_id, name],
-        )
-    )
-    return rows[0]["value"] if rows else None
+    from engine import runlog
+
+    rows = runlog.metrics(db, run_id, name=name)
+    return rows[-1]["value"] if rows else None
+
+
+def best_figure(run: dict) -> str:
+    """`best JSONExact 41.2% @ step 120` from a training run's summary, or '' without one."""
+    from tui.train_live import SELECT_BY, fmt_value
+
+    summary = run.get("summary") if isinstance(run.get("summary"), dict) else {}
+    step, value = summary.get("best_step"), summary.get("best_metric")
+    if step is None or not isinstance(value, (int, float)):
+        return ""
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    select_by = str(config.get("select_by") or "json_exact")
+    _, label, kind = SELECT_BY.get(select_by, ("", select_by, "f1"))
+    return f"best {label} {fmt_value(float(value), kind)} @ step {step}"
 
 
 def key_figure(db, run: dict) -> str:
-    """The one number that says how a run went: loss, exact-match score, or findings count."""
+    """The one number that says how a run went: the best checkpoint's validation score (else
+    the loss), exact-match score, or findings count."""
     summary = run.get("summary") if isinstance(run.get("summary"), dict) else {}
     kind = run["kind"]
+    if kind == "train" and best_figure(run):
+        return best_figure(run)
     if kind == "train":
         parts = []
         for name, label in (("val_loss", "val"), ("train_loss", "loss")):

@@ -15,15 +15,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Input, Label, ProgressBar, Select, Static
+from textual.widgets import ContentSwitcher, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
+from tui.train_live import LiveView
 from tui.widgets import (
     ConfirmScreen,
     PathScreen,
-    format_duration,
     open_db,
-    run_duration,
     short_error,
 )
 
@@ -43,10 +42,42 @@ FIELDS = [
     ("grad_accum", "Grad accum", "input"),
     ("max_seq_len", "Max seq len", "input"),
     ("precision", "Precision", "choice"),
+    ("eval_every", "Eval every", "input"),
+    ("prompt_template", "Template", "choice"),
+    ("val_eval_limit", "Val examples", "input"),
+    ("val_constrained", "Val decoding", "choice"),
+    ("val_max_new_tokens", "Val max tok", "input"),
+    ("val_eval_batch", "Val batch", "input"),
+    ("select_by", "Best by", "choice"),
+    ("patience", "Patience", "input"),
+    ("keep_last", "Keep last", "input"),
 ]
+SELECT_BY = ("json_exact", "field_f1", "val_loss")  # when engine.train.config does not list them
 CARDS = [4, 6, 8, 12, 16, 24, 48, 80]
 NO_DATA = ""  # the "none" value of the data-set selects
 CHECK_DELAY_S = 0.5
+
+
+def form_fields() -> list[tuple[str, str, str]]:
+    """The FIELDS this engine's TrainConfig has (keys it does not know would fail the check)."""
+    from engine.train.config import KEYS
+
+    return [field for field in FIELDS if field[0] in KEYS]
+
+
+def choice_options(key: str) -> list[tuple[str, Any]]:
+    """(label, value) choices of a `choice` field, from the engine's own lists."""
+    from engine.train import config
+
+    if key == "prompt_template":
+        from engine.prompt import TEMPLATES
+
+        return [(t, t) for t in TEMPLATES]
+    if key == "select_by":
+        return [(s, s) for s in getattr(config, "SELECT_BY", SELECT_BY)]
+    if key == "val_constrained":
+        return [("constrained", True), ("unconstrained", False)]
+    return [(p, p) for p in config.PRECISIONS]
 
 
 def _show_value(value: Any) -> str:
@@ -132,12 +163,12 @@ class TrainPane(Vertical):
     # Layout --------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        from engine.train.config import DEFAULTS, PRECISIONS
+        from engine.train.config import DEFAULTS
 
         with ContentSwitcher(initial="train-form", id="train-view"):
             with Horizontal(id="train-form"):
                 with VerticalScroll(id="form-fields"):
-                    for key, label, kind in FIELDS:
+                    for key, label, kind in form_fields():
                         with Horizontal(classes="form-row", id=f"row-{key}"):
                             yield Label(label, classes="form-label")
                             if kind == "input":
@@ -156,10 +187,11 @@ class TrainPane(Vertical):
                                     classes="form-input",
                                 )
                             else:
+                                options = choice_options(key)
                                 yield Select(
-                                    [(p, p) for p in PRECISIONS],
+                                    options,
                                     id=f"f-{key}",
-                                    value=DEFAULTS.get(key, PRECISIONS[0]),
+                                    value=DEFAULTS.get(key, options[0][1]),
                                     allow_blank=False,
                                     compact=True,
                                     classes="form-input",
@@ -279,7 +311,7 @@ class TrainPane(Vertical):
         from engine.train.config import ConfigError, parse_override
 
         data = dict(self.extra)
-        for key, _, kind in FIELDS:
+        for key, _, kind in form_fields():
             widget = self.query_one(f"#f-{key}")
             if isinstance(widget, Select):
                 value = widget.value
@@ -298,9 +330,9 @@ class TrainPane(Vertical):
 
     def fill_form(self, config: dict[str, Any]) -> None:
         """Put a config mapping into the form; keys it has no field for are kept aside."""
-        shown = {key for key, _, _ in FIELDS}
+        shown = {key for key, _, _ in form_fields()}
         self.extra = {k: v for k, v in config.items() if k not in shown}
-        for key, _, kind in FIELDS:
+        for key, _, kind in form_fields():
             if key not in config:
                 continue
             value = config[key]
@@ -309,8 +341,17 @@ class TrainPane(Vertical):
             elif kind == "data":
                 self._select_path(key, value)
             elif value is not None:
-                self.query_one(f"#f-{key}", Select).value = value
+                self._select_choice(key, value)
         self._schedule_check()
+
+    def _select_choice(self, key: str, value: Any) -> None:
+        """Choose `value` in a choice field; one the engine does not offer is added, so the
+        check shows what is wrong with it instead of the load failing."""
+        select = self.query_one(f"#f-{key}", Select)
+        options = choice_options(key)
+        known = any(v == value and type(v) is type(value) for _, v in options)
+        select.set_options(options if known else [*options, (str(value), value)])
+        select.value = value
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._schedule_check()
@@ -336,7 +377,7 @@ class TrainPane(Vertical):
         for problem in self.problems:
             key = _problem_key(problem)
             (by_key.setdefault(key, []) if key else general).append(problem)
-        for key, _, _ in FIELDS:
+        for key, _, _ in form_fields():
             found = by_key.get(key, [])
             self.query_one(f"#p-{key}", Static).update(
                 "[red]" + escape("; ".join(found)) + "[/red]" if found else ""
@@ -534,10 +575,6 @@ def running_train_runs(db_path: str) -> list[int]:
         db.conn.close()
 
 
-def _num(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
-
-
 def _resolve_paths(config: dict, base: Path) -> dict:
     """Relative data paths in a YAML file mean the working folder, else the file's folder."""
     from engine.train.config import PATH_KEYS
@@ -577,193 +614,3 @@ def _lengths_text(cfg) -> str:
             f"max_seq_len {cfg.max_seq_len} and would be dropped[/yellow]"
         )
     return f"[green]all {rep.n_total} examples fit max_seq_len {cfg.max_seq_len}[/green]"
-
-
-TAIL_EVERY_S = 1.0
-STATUS_STYLE = {
-    "running": "bold cyan",
-    "completed": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "interrupted": "magenta",
-}
-
-
-class LiveView(Vertical, can_focus=True):
-    """Follows one training run: reads only new metric rows once a second and redraws."""
-
-    @dataclass
-    class Tailed(Message):
-        """The run's row and its metric rows after the last step read."""
-
-        run_id: int
-        run: dict | None
-        rows: list[dict]
-
-    def __init__(self, db_path: str, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.db_path = db_path
-        self.run_id: int | None = None
-        self.run: dict | None = None
-        self.status: str | None = None
-        self.series: dict[str, dict[int, float]] = {}
-        self.show_lr = False
-        self._done = False  # the run has ended and its last rows are read
-
-    def compose(self) -> ComposeResult:
-        from textual_plotext import PlotextPlot
-
-        yield Static(id="live-title")
-        with Horizontal(id="live-progress-row"):
-            yield ProgressBar(id="live-progress", show_eta=False)
-            yield Static(id="live-stats")
-        yield PlotextPlot(id="live-chart")
-        yield Static(id="live-error")
-
-    def on_mount(self) -> None:
-        self.query_one("#live-title", Static).update(
-            "No training run on show: launch one from the form (ctrl+l), or open one in Runs."
-        )
-        self.set_interval(TAIL_EVERY_S, self._tick)
-        self._draw()
-
-    def attach(self, run_id: int) -> None:
-        self.run_id, self.run, self.status = run_id, None, None
-        self.series = {}
-        self._done = False
-        self._tick()
-
-    def toggle_lr(self) -> None:
-        self.show_lr = not self.show_lr
-        self._draw()
-
-    def last_step(self) -> int:
-        return max((max(s) for s in self.series.values() if s), default=-1)
-
-    def _tick(self) -> None:
-        if self.run_id is not None and not self._done:
-            # Re-read the last step: its validation rows may land after its training rows.
-            self._tail(self.run_id, self.last_step() - 1)
-
-    @work(thread=True, exclusive=True, group="train-tail", exit_on_error=False)
-    def _tail(self, run_id: int, after_step: int) -> None:
-        from engine import runlog
-
-        try:
-            db = open_db(self.db_path)
-            try:
-                run = runlog.get_run(db, run_id)
-                rows = runlog.metrics(db, run_id, after_step=after_step)
-            finally:
-                db.conn.close()
-        except Exception as exc:  # noqa: BLE001 - a busy or damaged log; try again next tick
-            self.log.warning(f"tailing run {run_id}: {exc}")
-            return
-        self.post_message(self.Tailed(run_id, run, rows))
-
-    def on_live_view_tailed(self, message: Tailed) -> None:
-        if message.run_id != self.run_id:
-            return
-        for row in message.rows:
-            self.series.setdefault(row["name"], {})[row["step"]] = row["value"]
-        self.run = message.run
-        self.status = message.run["status"] if message.run else "deleted"
-        # Rows are written before a run is closed, so one read after the end has them all.
-        self._done = self.status != "running"
-        self._draw()
-        self.screen.refresh_bindings()  # Cancel/Resume follow the status
-
-    def _latest(self, name: str) -> float | None:
-        values = self.series.get(name)
-        return values[max(values)] if values else None
-
-    def _draw(self) -> None:
-        self._draw_text()
-        self._draw_chart()
-
-    def _draw_text(self) -> None:
-        if self.run_id is None:
-            return
-        run = self.run or {}
-        cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
-        style = STATUS_STYLE.get(self.status or "", "")
-        data = (
-            Path(cfg["train_data"]).parent.name + "/" + Path(cfg["train_data"]).stem
-            if cfg.get("train_data")
-            else ""
-        )
-        title = [
-            f"[b]Run #{self.run_id}[/b]",
-            f"[{style}]{self.status or '…'}[/]",
-            escape(str(cfg.get("model", run.get("model") or ""))),
-            escape(data),
-        ]
-        if cfg:
-            title.append(
-                f"r{_num(cfg.get('lora_r'))} α{_num(cfg.get('lora_alpha'))} "
-                f"lr {_num(cfg.get('lr'))} "
-                f"batch {cfg.get('batch_size')}×{cfg.get('grad_accum')}"
-            )
-        self.query_one("#live-title", Static).update(" · ".join(t for t in title if t))
-        total = self._latest("total_steps")
-        step = max(self.series.get("train_loss", {0: 0}))
-        bar = self.query_one("#live-progress", ProgressBar)
-        bar.update(total=total or None, progress=step)
-        parts = [f"step {step}/{int(total) if total else '?'}"]
-        for name, fmt in (
-            ("epoch", "epoch {:.2f}"),
-            ("tokens_per_s", "{:,.0f} tok/s"),
-            ("train_loss", "loss {:.4f}"),
-            ("val_loss", "val {:.4f}"),
-        ):
-            value = self._latest(name)
-            if value is not None:
-                parts.append(fmt.format(value))
-        if self.status == "running" and self._latest("eta_s") is not None:
-            parts.append(f"ETA {format_duration(self._latest('eta_s'))}")
-        elif self.status and self.status != "running":
-            parts.append(f"took {format_duration(run_duration(run))}")
-        if self._latest("gpu_mem_gb") is not None:
-            peak = self._latest("gpu_peak_gb")
-            parts.append(
-                f"GPU {self._latest('gpu_mem_gb'):.1f} GB"
-                + (f" (peak {peak:.1f})" if peak is not None else "")
-            )
-        self.query_one("#live-stats", Static).update(" · ".join(parts))
-        error = (run.get("error") or "").strip()
-        self.query_one("#live-error", Static).update(
-            f"[red]{escape(error.splitlines()[-1])}[/red]" if error else ""
-        )
-
-    def _draw_chart(self) -> None:
-        from textual_plotext import PlotextPlot
-
-        chart = self.query_one("#live-chart", PlotextPlot)
-        plt = chart.plt
-        plt.clear_data()
-        plt.xlabel("step")
-        drawn = False
-        for name, label, color in (
-            ("train_loss", "train loss", "cyan"),
-            ("val_loss", "val loss", "orange"),
-        ):
-            values = self.series.get(name)
-            if values:
-                steps = sorted(values)
-                plt.plot(
-                    steps, [values[s] for s in steps], label=label, color=color, marker="braille"
-                )
-                drawn = True
-        lr = self.series.get("lr")
-        if self.show_lr and lr:
-            steps = sorted(lr)
-            plt.plot(
-                steps,
-                [lr[s] for s in steps],
-                label="lr",
-                color="gray",
-                yside="right",
-                marker="braille",
-            )
-        plt.title("loss" if drawn else "loss (waiting for the first logged step)")
-        chart.refresh()

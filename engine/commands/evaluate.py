@@ -1,5 +1,6 @@
-"""`schemalab eval`, `schemalab show` and `schemalab compare`: evaluate a model on a data set,
-drill into its failing examples, and compare two evaluations. Heavy imports happen in handlers."""
+"""`schemalab eval`, `schemalab score`, `schemalab show` and `schemalab compare`: evaluate a model
+on a data set or score outputs produced elsewhere, drill into the failing examples, and compare two
+evaluations. Heavy imports happen in handlers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import sys
 
 from engine.cli import add_db_argument
 from engine.metrics import FAILURE_ORDER
+from engine.prompt import TEMPLATES
+from engine.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+
+PROTOCOL_HELP = ("schemalab (default: this project's prompt and strict parse) or edgejson (the "
+                 "published EdgeJSON harness exactly; see README 'Two protocols')")
 
 
 def register(sub) -> None:
@@ -20,8 +26,7 @@ def register(sub) -> None:
     p.add_argument("--adapter", metavar="RUN_ID|PATH", help="LoRA adapter: a training run id or a folder")
     p.add_argument("--data", required=True, metavar="FILE.jsonl")
     p.add_argument("--schemas", metavar="DIR", help="schema folder (default: schemas/ beside the data)")
-    p.add_argument("--decoding", default="greedy", metavar="PRESET",
-                   help="greedy (default), loop-guard or sample")
+    p.add_argument("--decoding", metavar="PRESET", help="greedy (default), loop-guard or sample")
     p.add_argument("--set", action="append", default=[], metavar="K=V", dest="overrides",
                    help="override a decoding setting, e.g. --set max_new_tokens=512 (repeatable)")
     p.add_argument("--constrained", action="store_true", help="force schema-valid JSON (xgrammar)")
@@ -33,15 +38,42 @@ def register(sub) -> None:
     p.add_argument("--format", choices=["table", "json"], default="table", dest="output_format")
     p.add_argument("--export-seed-format", metavar="FILE",
                    help="also write the published EdgeJSON harness layout to FILE")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL, help=PROTOCOL_HELP)
+    p.add_argument("--prompt-template", choices=TEMPLATES, metavar="NAME",
+                   help=f"one of {', '.join(TEMPLATES)} (default: the adapter's training "
+                   "template, else schemalab; edgejson under --protocol edgejson)")
     add_db_argument(p)
     p.set_defaults(handler=run_eval)
 
-    p = sub.add_parser("show", help="failing examples of an evaluation, with their diffs")
-    p.add_argument("eval_id", type=int, metavar="EVAL_ID")
-    p.add_argument("--schema", metavar="NAME")
+    p = sub.add_parser("score", help="score model outputs produced elsewhere",
+                       description="Score outputs produced elsewhere (an API, llama.cpp, vLLM, "
+                       'another harness), one {"id": ..., "output": "raw model text"} per line, '
+                       "against a data set, and record them as an evaluation, so show, compare "
+                       "and the workbench work on them.")
+    p.add_argument("--data", required=True, metavar="FILE.jsonl")
+    p.add_argument("--predictions", required=True, metavar="PRED.jsonl",
+                   help='one {"id": ..., "output": "raw model text"} per line')
+    p.add_argument("--schemas", metavar="DIR", help="schema folder (default: schemas/ beside the data)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL, help=PROTOCOL_HELP)
+    p.add_argument("--formats", choices=["lenient", "strict"],
+                   help="format strictness (default: lenient if the data has date-times without zone)")
+    p.add_argument("--format", choices=["table", "json"], default="table", dest="output_format")
+    p.add_argument("--export-seed-format", metavar="FILE",
+                   help="also write the published EdgeJSON harness layout to FILE")
+    add_db_argument(p)
+    p.set_defaults(handler=run_score)
+
+    p = sub.add_parser("show", help="an evaluation's failing examples with their diffs, or a "
+                       "training run's checkpoints, best checkpoint and metric series",
+                       description="For an evaluation: its failing examples with their diffs. For "
+                       "a training run: config, summary, checkpoints with their validation metrics "
+                       "(which is best) and every metric series.")
+    p.add_argument("run_id", type=int, metavar="RUN_ID")
+    p.add_argument("--schema", metavar="NAME", help="evaluations: only this schema")
     p.add_argument("--failure", choices=FAILURE_ORDER, metavar="CATEGORY",
-                   help=f"one of {', '.join(FAILURE_ORDER)}")
-    p.add_argument("--limit", type=int, default=20, metavar="N")
+                   help=f"evaluations: one of {', '.join(FAILURE_ORDER)}")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="evaluations: at most N examples")
+    p.add_argument("--format", choices=["table", "json"], default="table", dest="output_format")
     add_db_argument(p)
     p.set_defaults(handler=run_show)
 
@@ -72,10 +104,17 @@ def run_eval(args: argparse.Namespace) -> int:
     from engine.decoding import DecodingError, decoding_from
     from engine.models import ModelError
 
-    try:
-        cfg = decoding_from(args.decoding, args.overrides)
-    except DecodingError as exc:
-        return _err(str(exc))
+    cfg = None
+    if args.protocol == "edgejson":
+        if args.decoding or args.overrides or args.constrained:
+            return _err("--protocol edgejson decodes as the published harness does (greedy, "
+                        "unconstrained, to EOS, at most 512 new tokens); drop --decoding, --set "
+                        "and --constrained, or use --protocol schemalab")
+    else:
+        try:
+            cfg = decoding_from(args.decoding or "greedy", args.overrides)
+        except DecodingError as exc:
+            return _err(str(exc))
     err = Console(stderr=True)
     progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), TextColumn("JSONExact {task.fields[exact]}"),
@@ -91,10 +130,13 @@ def run_eval(args: argparse.Namespace) -> int:
                 args.db, args.model, args.data, adapter=args.adapter, schemas_dir=args.schemas,
                 decoding=cfg, constrained=args.constrained, limit=args.limit,
                 batch_size=args.batch_size, progress=on_progress, formats=args.formats,
-                device=args.device)
+                device=args.device, protocol=args.protocol, prompt_template=args.prompt_template)
     except (evaluate.EvaluationError, DecodingError, ModelError) as exc:
         return _err(str(exc))
     report = evaluate.load_report(args.db, run_id)
+    if report.get("template_warning"):
+        err.print(f"[yellow]warning:[/] {report['template_warning']}", markup=True,
+                  highlight=False)
     if args.export_seed_format:
         path = evaluate.export_seed_format(args.db, run_id, args.export_seed_format)
         err.print(f"wrote {path} (EdgeJSON harness layout)")
@@ -103,6 +145,37 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         _print_report(Console(), report)
     return 0 if report.get("status") == "completed" else 1
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from engine import evaluate
+
+    try:
+        run_id = evaluate.run_scoring(args.db, args.data, args.predictions,
+                                      schemas_dir=args.schemas, protocol=args.protocol,
+                                      formats=args.formats)
+    except evaluate.EvaluationError as exc:
+        return _err(str(exc))
+    report = evaluate.load_report(args.db, run_id)
+    shown: dict[str, int] = {}
+    for f in report.get("findings") or []:  # at most 10 of each kind; all are in the report
+        shown[f["kind"]] = shown.get(f["kind"], 0) + 1
+        if shown[f["kind"]] <= 10:
+            print(f"{f['where']}: {f['kind']}: {f['message']}", file=sys.stderr)
+    for kind, n in shown.items():
+        if n > 10:
+            print(f"... {n - 10} more {kind} findings (all in the report: --format json)",
+                  file=sys.stderr)
+    if args.export_seed_format:
+        path = evaluate.export_seed_format(args.db, run_id, args.export_seed_format)
+        print(f"wrote {path} (EdgeJSON harness layout)", file=sys.stderr)
+    if args.output_format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _print_report(Console(), report)
+    return 0
 
 
 def _pct(x) -> str:
@@ -117,7 +190,10 @@ def _print_report(console, report: dict) -> None:
         f"[bold]Evaluation {report['run_id']}[/] ({report['status']}): {report['model']}"
         f"{' + ' + report['adapter'] if report.get('adapter') else ''} on {report['data']}, "
         f"{'constrained' if report['constrained'] else 'unconstrained'}, formats "
-        f"{report['formats']} ({report['formats_reason']})"
+        f"{report['formats']} ({report['formats_reason']}), protocol "
+        f"{report.get('protocol', 'schemalab')}"
+        + (f", prompt template {report['prompt_template']}"
+           if report.get("prompt_template") else "")
     )
     head = ("", "n", "exact", "fieldF1", "leafF1", "valid", "compl.", "parsed")
 
@@ -142,10 +218,16 @@ def _print_report(console, report: dict) -> None:
     for name, n in report["by_failure"].items():
         t.add_row(name, str(n))
     console.print(t)
-    console.print(
-        f"{o.get('n_tokens', 0)} tokens in {o.get('generation_s', 0):.1f} s: "
-        f"{o.get('tokens_per_s', 0):.1f} tokens/s, {o.get('examples_per_s', 0):.2f} examples/s"
-    )
+    if report.get("source") == "predictions":
+        console.print(f"{report.get('note')}; {len(report.get('findings') or [])} finding(s)")
+    else:
+        console.print(
+            f"{o.get('n_tokens', 0)} tokens in {o.get('generation_s', 0):.1f} s: "
+            f"{o.get('tokens_per_s', 0):.1f} tokens/s, {o.get('examples_per_s', 0):.2f} examples/s"
+        )
+    if report.get("constrained"):
+        console.print(f"loop guard closed a runaway array or string in {_pct(o.get('loop_guard'))}"
+                      f" of answers; {_pct(o.get('truncated'))} still hit max_new_tokens")
     gd = report.get("grammar_disagrees")
     if gd:
         console.print(f"grammar rejects {gd['count']} expected output(s)"
@@ -154,17 +236,30 @@ def _print_report(console, report: dict) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.markup import escape
 
-    from engine import evaluate
+    from engine import evaluate, runlog
 
+    if Path(args.db).exists():
+        db = runlog.connect(args.db)
+        run = runlog.get_run(db, args.run_id)
+        if run is not None and run["kind"] == "train":
+            from engine.commands.show_train import show_train
+
+            return show_train(args, db, run)
     try:
-        evaluate.load_report(args.db, args.eval_id)
+        report = evaluate.load_report(args.db, args.run_id)
     except evaluate.EvaluationError as exc:
         return _err(str(exc))
-    rows = evaluate.predictions(args.db, args.eval_id, schema=args.schema,
+    rows = evaluate.predictions(args.db, args.run_id, schema=args.schema,
                                 failure=args.failure or "failing", limit=args.limit)
+    if args.output_format == "json":
+        print(json.dumps({"run": report, "predictions": rows}, indent=2, ensure_ascii=False,
+                         default=str))
+        return 0
     console = Console()
     if not rows:
         console.print("no failing examples match")

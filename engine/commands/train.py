@@ -67,9 +67,11 @@ def register(subparsers) -> None:
         "export",
         help="write a training run's adapter merged into its base model",
         description="Merge a run's LoRA adapter into its base model and save the full model "
-        "(safetensors + tokenizer) to OUT_DIR.",
+        "(safetensors + tokenizer) to OUT_DIR. RUN_ID is the run's best checkpoint when one is "
+        "marked (else its final adapter); RUN_ID:final the final adapter; RUN_ID:step-N the "
+        "checkpoint of step N.",
     )
-    e.add_argument("run_id", type=int, metavar="RUN_ID")
+    e.add_argument("run_id", metavar="RUN_ID[:final|:step-N]")
     e.add_argument("--merged", required=True, metavar="OUT_DIR", help="folder to write")
     add_db_argument(e)
     e.set_defaults(handler=run_export)
@@ -157,11 +159,13 @@ def _foreground(args, start) -> int:
     run = runlog.get_run(runlog.connect(args.db), run_id)
     summary = run.get("summary") or {}
     if run["status"] == "completed":
+        early = f" (stopped early: {summary['stop_reason']})" if summary.get("stopped_early") else ""
         print(
-            f"run {run_id} completed: train loss {summary.get('train_loss')}, "
-            f"val loss {summary.get('val_loss')}; adapter in {run['adapter']}",
+            f"run {run_id} completed{early}: train loss {_num(summary.get('train_loss'))}, "
+            f"val loss {_num(summary.get('val_loss'))}; final adapter in {run['adapter']}",
             file=sys.stderr,
         )
+        print(best_line(run_id, summary), file=sys.stderr)
         return 0
     if run["status"] == "cancelled":
         print(
@@ -177,6 +181,25 @@ def _foreground(args, start) -> int:
     if trace:
         print(f"(the full traceback is stored with run {run_id} in {args.db})", file=sys.stderr)
     return 1
+
+
+def _num(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else "-"
+
+
+def best_line(run_id: int, summary: dict) -> str:
+    """Which checkpoint `RUN_ID` means from now on, and how to pick another."""
+    best = summary.get("best_metric") or {}
+    if summary.get("best_step") is None:
+        return (f"no best checkpoint (no validation metrics): `--adapter {run_id}` is the final "
+                "adapter")
+    share = summary.get("val_eval_share")
+    spent = f"; evaluation took {share:.0%} of the run" if isinstance(share, (int, float)) else ""
+    return (
+        f"best checkpoint: step {summary['best_step']} ({best.get('name')} "
+        f"{_num(best.get('value'))}): `--adapter {run_id}` uses it, `{run_id}:final` the final "
+        f"adapter, `{run_id}:step-N` another checkpoint{spent}"
+    )
 
 
 def run_cancel(args: argparse.Namespace) -> int:

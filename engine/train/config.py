@@ -16,10 +16,13 @@ from typing import Any
 
 import yaml
 
+from engine.prompt import TEMPLATES
+
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 TOO_LONG = ("drop", "error")
 PRECISIONS = ("auto", "bf16", "fp32")
 PATH_KEYS = ("train_data", "val_data", "schemas_dir", "out_dir")
+SELECT_BY = ("json_exact", "field_f1", "val_loss")
 
 
 class ConfigError(ValueError):
@@ -61,9 +64,23 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast on CUDA when supported, else fp32
     gradient_checkpointing: bool = False
     log_every: int = 10
-    eval_every: int = 50
+    eval_every: int = 50  # validation loss and decoding metrics every N steps (and at saves)
     save_every: int = 100
     seed: int = 42
+    prompt_template: str = "schemalab"  # one of engine.prompt.TEMPLATES; stored with the run
+    # In-training evaluation: decode the first val_eval_limit validation examples at every
+    # evaluation and record val_json_exact, val_field_f1, ... (0 turns decoding off; val_loss stays).
+    val_eval_limit: int = 32
+    val_constrained: bool = True  # schema-constrained decoding (xgrammar) for those answers
+    val_max_new_tokens: int = 1024  # decode-token cap per answer
+    val_eval_batch: int = 8  # answers decoded together
+    # The best checkpoint (marked in the run log, kept, used by `RUN_ID`): the highest
+    # val_json_exact / val_field_f1 (an equal value: the lower val_loss), or the lowest
+    # val_loss; full ties keep the earlier one. An evaluation that finds a new best saves a
+    # checkpoint there. Without decoding (val_eval_limit 0), val_loss decides.
+    select_by: str = "json_exact"
+    patience: int | None = None  # stop after N evaluations without improvement (null: never)
+    keep_last: int = 3  # checkpoints kept besides the best; older ones are deleted
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,6 +121,14 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "eval_every": (_INT, "an integer"),
     "save_every": (_INT, "an integer"),
     "seed": (_INT, "an integer"),
+    "prompt_template": (_STR, "one of " + ", ".join(TEMPLATES)),
+    "val_eval_limit": (_INT, "an integer"),
+    "val_constrained": (_BOOL, "true or false"),
+    "val_max_new_tokens": (_INT, "an integer"),
+    "val_eval_batch": (_INT, "an integer"),
+    "select_by": (_STR, f"one of {', '.join(SELECT_BY)}"),
+    "patience": (_INT, "an integer"),
+    "keep_last": (_INT, "an integer"),
     **{k: (_STR, "a path (string)") for k in PATH_KEYS},
 }
 # Names other tools use for the same settings, for the did-you-mean hint.
@@ -122,7 +147,7 @@ _ALIASES = {
     "data": "train_data",
     "warmup": "warmup_ratio",
 }
-_NULLABLE = {"val_data", "schemas_dir", "out_dir", "name", "max_steps", "train_data"}
+_NULLABLE = {"val_data", "schemas_dir", "out_dir", "name", "max_steps", "train_data", "patience"}
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -208,8 +233,19 @@ def _check_values(c: dict[str, Any]) -> list[str]:
         c["precision"] in PRECISIONS,
         f"precision must be one of {PRECISIONS}, got {c['precision']!r}",
     )
-    for key in ("log_every", "eval_every", "save_every"):
+    for key in ("log_every", "eval_every", "save_every", "val_max_new_tokens", "val_eval_batch",
+                "keep_last"):
         need(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
+    need(c["val_eval_limit"] >= 0, f"val_eval_limit must be >= 0 (0: off), got {c['val_eval_limit']}")
+    need(
+        c["patience"] is None or c["patience"] >= 1,
+        f"patience must be >= 1 or null (off), got {c['patience']}",
+    )
+    need(
+        c["prompt_template"] in TEMPLATES,
+        f"prompt_template must be one of {TEMPLATES}, got {c['prompt_template']!r}",
+    )
+    need(c["select_by"] in SELECT_BY, f"select_by must be one of {SELECT_BY}, got {c['select_by']!r}")
     return p
 
 

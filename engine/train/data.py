@@ -1,8 +1,9 @@
 """Training data: examples -> token ids with a completion-only label mask, the too-long report,
 the validation slice, and length-grouped batches with dynamic padding.
 
-Every example is `render_prompt(...)` + `render_target(...)` + EOS, tokenized as two pieces (the
-prompt alone, exactly as decoding tokenizes it, then the target), so train and inference agree.
+Every example is `render_prompt(...)` + `render_target(...)` + EOS under the config's
+`prompt_template`, tokenized as two pieces (the prompt alone, exactly as decoding tokenizes it,
+then the target), so train and inference agree.
 Labels: -100 on the prompt and on pads; the target and its EOS are trained. Examples longer
 than max_seq_len are reported and dropped (or rejected), never cut.
 """
@@ -15,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.prompt import render_prompt, render_target
+from engine.prompt import (
+    DEFAULT_TEMPLATE,
+    TemplateError,
+    prompt_adds_special_tokens,
+    render_prompt,
+    render_target,
+)
 
 IGNORE = -100
 MEGABATCH = 50  # batches whose examples are sorted by length together
@@ -68,25 +75,52 @@ class TrainData:
     val: list[Encoded]
     report: LengthReport
     findings: list[Any] = field(default_factory=list)  # from loading the files
+    # The validation examples (engine.types.Example, same order as `val`) and the schema
+    # registry, for decoding them during training.
+    val_examples: list[Any] = field(default_factory=list)
+    registry: Any = None
 
 
-def encode_example(tok, example) -> Encoded:
-    """Token ids of prompt + target + EOS for an engine.types.Example."""
-    prompt_ids = tok(render_prompt(example.prompt, example.schema_id))["input_ids"]
-    target_ids = tok(render_target(example.expected), add_special_tokens=False)["input_ids"]
+def encode_example(
+    tok, example, template: str = DEFAULT_TEMPLATE, schema: dict | None = None
+) -> Encoded:
+    """Token ids of prompt + target + EOS for an engine.types.Example under `template`."""
+    text = render_prompt(example.prompt, example.schema_id, template, schema=schema, tokenizer=tok)
+    prompt_ids = tok(text, add_special_tokens=prompt_adds_special_tokens(template))["input_ids"]
+    target_ids = tok(render_target(example.expected, template), add_special_tokens=False)[
+        "input_ids"
+    ]
     return Encoded(
         example.id, list(prompt_ids) + list(target_ids) + [tok.eos_token_id], len(prompt_ids)
     )
+
+
+def _encode_all(cfg, tok, examples: list, registry) -> list[Encoded]:
+    from engine.evaluate import schema_of
+
+    template = getattr(cfg, "prompt_template", DEFAULT_TEMPLATE)
+    try:
+        return [encode_example(tok, e, template, schema_of(e, registry)) for e in examples]
+    except TemplateError as exc:
+        raise DataError(f"{exc} (prompt_template: {template})") from exc
+
+
+def schema_registry(cfg, path: str | None = None):
+    """The schema registry of a config: `schemas_dir`, else `schemas/` beside the data file."""
+    from engine.data import SchemaRegistry, find_schemas_dir
+
+    folder = cfg.schemas_dir or find_schemas_dir(path or cfg.train_data)
+    return SchemaRegistry.from_dir(folder) if folder else None
 
 
 def labels_for(item: Encoded) -> list[int]:
     return [IGNORE] * item.n_prompt + item.input_ids[item.n_prompt :]
 
 
-def _load(path: str) -> tuple[list, list]:
+def _load(path: str, registry=None) -> tuple[list, list]:
     from engine.data import load_examples
 
-    result = load_examples(path)
+    result = load_examples(path, registry)
     if not result.examples:
         problems = "; ".join(f.message for f in result.findings[:3])
         raise DataError(f"{path}: no usable examples" + (f" ({problems})" if problems else ""))
@@ -113,10 +147,11 @@ def length_report(cfg, tokenizer=None, encoded: list[Encoded] | None = None) -> 
             from engine.models import load_tokenizer
 
             tokenizer = load_tokenizer(cfg.model)
-        examples, _ = _load(cfg.train_data)
+        registry = schema_registry(cfg)
+        examples, _ = _load(cfg.train_data, registry)
         if cfg.val_data:
-            examples += _load(cfg.val_data)[0]
-        encoded = [encode_example(tokenizer, e) for e in examples]
+            examples += _load(cfg.val_data, registry)[0]
+        encoded = _encode_all(cfg, tokenizer, examples, registry)
     long_ids = [e.id for e in encoded if len(e) > cfg.max_seq_len]
     kept = [len(e) for e in encoded if len(e) <= cfg.max_seq_len]
     return LengthReport(
@@ -131,24 +166,27 @@ def length_report(cfg, tokenizer=None, encoded: list[Encoded] | None = None) -> 
 
 def prepare_data(cfg, tok) -> TrainData:
     """Load, split, tokenize and length-check the data of a config."""
-    examples, findings = _load(cfg.train_data)
+    registry = schema_registry(cfg)
+    examples, findings = _load(cfg.train_data, registry)
     if cfg.val_data:
-        val_examples, more = _load(cfg.val_data)
+        val_examples, more = _load(cfg.val_data, registry)
         train_examples, findings = examples, findings + more
     else:
         train_examples, val_examples = split_val(examples, cfg.val_fraction, cfg.seed)
-    train = [encode_example(tok, e) for e in train_examples]
-    val = [encode_example(tok, e) for e in val_examples]
+    train = _encode_all(cfg, tok, train_examples, registry)
+    val = _encode_all(cfg, tok, val_examples, registry)
     report = length_report(cfg, encoded=train + val)
     if report.n_too_long and cfg.too_long == "error":
         raise DataError(
             report.message() + ". Raise max_seq_len, remove them, or set too_long: drop."
         )
     train = [e for e in train if len(e) <= cfg.max_seq_len]
-    val = [e for e in val if len(e) <= cfg.max_seq_len]
+    fits = [len(e) <= cfg.max_seq_len for e in val]
+    val_examples = [ex for ex, ok in zip(val_examples, fits) if ok]
+    val = [e for e, ok in zip(val, fits) if ok]
     if not train:
         raise DataError(f"no training example fits max_seq_len={cfg.max_seq_len}")
-    return TrainData(train, val, report, findings)
+    return TrainData(train, val, report, findings, val_examples, registry)
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:

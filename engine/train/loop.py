@@ -10,6 +10,7 @@ window, so every target token weighs the same whatever batch it falls in.
 from __future__ import annotations
 
 import math
+import shutil
 import threading
 import time
 import warnings
@@ -21,6 +22,8 @@ from typing import Any
 from engine import runlog
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
 from engine.train.data import TrainData, collate, epoch_batches, prepare_data, steps_per_epoch
+from engine.train.select import BestTracker, evaluations, replay, selection_metric, to_delete
+from engine.train.val_eval import VAL_METRICS, ValEvaluator
 
 HEARTBEAT_S = 20.0
 
@@ -180,10 +183,16 @@ def train(
 ) -> dict:
     """Train `cfg` as run `run_id`; returns a summary with status `completed` or `cancelled`.
 
-    `stop` is checked after every optimizer step: when set, a checkpoint is saved and the run
-    ends `cancelled`. `progress(step, total, metrics_or_None)` is called after every step.
+    `stop` is checked after every optimizer step and during evaluations: when set, a checkpoint
+    is saved and the run ends `cancelled`. `progress(step, total, metrics_or_None)` is called
+    after every step. Evaluations (val_loss, then the decoded val_* metrics) run every
+    `eval_every` steps, at every periodic save and at the last step; an evaluation that finds a
+    new best (`select_by`) saves a checkpoint there, so the best is always kept. `patience`
+    evaluations without improvement end the run early (`completed`, `stopped_early`).
     """
     import torch
+
+    from engine.decoding import Cancelled
 
     stop = stop or threading.Event()
     out_dir = Path(out_dir)
@@ -192,29 +201,49 @@ def train(
     spe, total = plan(cfg, len(data.train))
     optimizer, scheduler = make_optimizer(cfg, model, total)
     lengths = [len(e) for e in data.train]
-    step, prior_elapsed = 0, 0.0
+    val_eval = ValEvaluator(cfg, s)
+    metric = selection_metric(cfg.select_by, val_eval.enabled)
+    tracker = BestTracker(metric)
+    step, prior_elapsed, prior_eval_s = 0, 0.0, 0.0
     if resume_from is not None:
         state = load_checkpoint(resume_from, model, optimizer, scheduler)
         step, prior_elapsed = state["step"], state.get("elapsed_s", 0.0)
+        prior_eval_s = state.get("val_eval_s_total", 0.0)
+        tracker = replay(metric, evaluations(runlog.metrics(db, run_id)))
         log(f"resumed from {resume_from} at step {step} of {total}")
     else:
         runlog.log_metrics(db, run_id, 0, {"total_steps": total, "steps_per_epoch": spe})
+    remove_stale_tmp(out_dir)
     runlog.update_run(
         db, run_id, summary=_summary(cfg, data, step, total, None, None, prior_elapsed)
     )
     model.train()
     optimizer.zero_grad(set_to_none=True)
 
-    def save(at_step: int, final: bool = False) -> Path:
+    def save(at_step: int, metrics: dict, final: bool = False) -> Path:
         state = {
             "step": at_step,
             "epoch": at_step / spe,
             "total_steps": total,
             "elapsed_s": prior_elapsed + (time.monotonic() - t0),
+            "val_eval_s_total": prior_eval_s + val_eval.total_s,
         }
         path = save_checkpoint(out_dir, model, optimizer, scheduler, state)
-        runlog.add_checkpoint(db, run_id, at_step, str(path), epoch=at_step / spe, is_final=final)
+        runlog.add_checkpoint(
+            db, run_id, at_step, str(path), epoch=at_step / spe, is_final=final, metrics=metrics
+        )
+        if tracker.best_step == at_step:
+            runlog.set_best_checkpoint(db, run_id, at_step)
+        apply_retention(db, run_id, cfg.keep_last, out_dir)
         return path
+
+    def eval_cancel() -> bool:
+        """The stop flag, polled per token during decoding; keeps the heartbeat fresh too."""
+        nonlocal last_hb
+        if time.monotonic() - last_hb > HEARTBEAT_S:
+            runlog.heartbeat(db, run_id)
+            last_hb = time.monotonic()
+        return stop.is_set()
 
     t0 = time.monotonic()
     last_log_t, last_hb, start_step = t0, t0, step
@@ -222,7 +251,8 @@ def train(
     grad_norm = None
     epoch_cache: dict[int, list[list[int]]] = {}
     last: dict[str, float] = {}
-    status = "completed"
+    status, stop_reason = "completed", None
+    eval_metrics: dict = {}  # the validation metrics of the last evaluation
     while step < total:
         epoch, k = divmod(step, spe)
         if epoch not in epoch_cache:
@@ -263,9 +293,21 @@ def train(
                 **_gpu_metrics(s.device),
             }
             window_loss, window_targets, window_tokens, last_log_t = None, 0, 0, now
-        if step % cfg.eval_every == 0 or step == total:
-            metrics = dict(metrics or {})
-            metrics["val_loss"] = evaluate_loss(s, cfg.batch_size)
+        periodic_save = step % cfg.save_every == 0 and step < total
+        improved = False
+        if step % cfg.eval_every == 0 or step == total or periodic_save:
+            eval_metrics = {"val_loss": evaluate_loss(s, cfg.batch_size)}
+            try:
+                eval_metrics.update(val_eval(eval_cancel) or {})
+            except Cancelled:
+                log(f"evaluation at step {step} cancelled")
+            if "val_eval_s" in eval_metrics:
+                spent = prior_eval_s + val_eval.total_s
+                run_s = prior_elapsed + time.monotonic() - t0
+                eval_metrics["val_eval_share"] = spent / max(run_s, 1e-9)
+            improved = tracker.update(step, eval_metrics.get(metric), eval_metrics["val_loss"])
+            metrics = {**(metrics or {}), **eval_metrics}
+            now = time.monotonic()
         if metrics:
             runlog.log_metrics(db, run_id, step, metrics)
             last.update({k: v for k, v in metrics.items() if v is not None})
@@ -275,16 +317,21 @@ def train(
             last_hb = now
         if progress:
             progress(step, total, metrics)
+        at_eval = _at(eval_metrics, metrics)
         if stop.is_set() and step < total:
-            save(step)
+            save(step, at_eval)
             status = "cancelled"
             log(f"stopped at step {step} of {total}; checkpoint saved")
             break
-        if step % cfg.save_every == 0 and step < total:
-            save(step)
+        if step < total and at_eval and tracker.should_stop(cfg.patience):
+            stop_reason = tracker.stop_reason(cfg.patience)
+            log(f"stopping early at step {step} of {total}: {stop_reason}")
+            break
+        if (periodic_save or improved) and step < total:
+            save(step, at_eval)
 
     if status == "completed":
-        save(step, final=True)
+        save(step, _at(eval_metrics, metrics), final=True)
         adapter = out_dir / "adapter"
         model.save_pretrained(adapter)
         runlog.update_run(db, run_id, adapter=str(adapter))
@@ -292,8 +339,57 @@ def train(
     summary = _summary(
         cfg, data, step, total, last.get("train_loss"), last.get("val_loss"), elapsed
     )
-    summary["status"] = status
+    eval_s = prior_eval_s + val_eval.total_s
+    summary.update(
+        status=status,
+        select_by=cfg.select_by,
+        stopped_early=stop_reason is not None,
+        stop_reason=stop_reason,
+        val_eval_s_total=round(eval_s, 2),
+        val_eval_share=eval_s / elapsed if elapsed > 0 else None,
+        val_eval_examples=len(val_eval.examples),
+        **{k: last[k] for k in VAL_METRICS if k in last},
+        **best_summary(db, run_id, metric),
+    )
     return summary
+
+
+def _at(eval_metrics: dict, metrics: dict | None) -> dict:
+    """The validation metrics of this step (empty when this step did not evaluate)."""
+    return dict(eval_metrics) if metrics and "val_loss" in metrics else {}
+
+
+def best_summary(db, run_id: int, metric: str) -> dict:
+    """best_step, best_metric {name, value} and best_metrics for a run's summary."""
+    best = runlog.best_checkpoint(db, run_id)
+    if best is None:
+        return {"best_step": None, "best_metric": None, "best_metrics": None}
+    return {
+        "best_step": best["step"],
+        "best_metric": {"name": metric, "value": best["metrics"].get(metric)},
+        "best_metrics": best["metrics"],
+    }
+
+
+def remove_stale_tmp(out_dir: Path) -> None:
+    """Half-written checkpoint folders (`.tmp-step-*`) left by a crash."""
+    folder = Path(out_dir) / "checkpoints"
+    if folder.is_dir():
+        for tmp in folder.glob(".tmp-step-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def apply_retention(db, run_id: int, keep_last: int, out_dir: Path) -> list[int]:
+    """Keep the last `keep_last` checkpoints and the best; delete the others' folders and rows."""
+    rows = runlog.checkpoints(db, run_id)
+    best = runlog.best_checkpoint(db, run_id)
+    doomed = to_delete([r["step"] for r in rows], best["step"] if best else None, keep_last)
+    paths = {r["step"]: Path(r["path"]) for r in rows}
+    for step in doomed:
+        shutil.rmtree(paths[step], ignore_errors=True)
+        runlog.delete_checkpoint(db, run_id, step)
+    remove_stale_tmp(out_dir)
+    return doomed
 
 
 def _summary(cfg, data: TrainData, step, total, train_loss, val_loss, elapsed) -> dict:

@@ -1,4 +1,5 @@
-"""A Rich progress bar on stderr for a foreground training run: step, loss, tokens/s, ETA."""
+"""A Rich progress bar on stderr for a foreground training run: step, loss, the latest
+validation JSONExact and field F1, tokens/s, ETA."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ class RichProgress:
             parts.append(f"loss {s['train_loss']:.4f}")
         if "val_loss" in s:
             parts.append(f"val {s['val_loss']:.4f}")
+        if "val_json_exact" in s:
+            parts.append(f"exact {s['val_json_exact']:.0%}")
+        if "val_field_f1" in s:
+            parts.append(f"F1 {s['val_field_f1']:.2f}")
         if "tokens_per_s" in s:
             parts.append(f"{s['tokens_per_s']:.0f} target tok/s")
         if "eta_s" in s:
