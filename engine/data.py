@@ -189,6 +189,32 @@ def split_from_name(path: Path) -> str | None:
     return None
 
 
+_VERSION_RE = re.compile(r"(?:^|[_\-.])v(\d+(?:[._]\d+)*)$")
+_SPLIT_WORDS = {"train", "test", "val", "valid", "validation", "dev", "eval"}
+
+
+def version_from_name(path: str | Path) -> tuple[str, str | None]:
+    """(data set, version) a file's name says: `train_v3` -> ('', '3'), `edgejson_test_v1` ->
+    ('edgejson', '1'), `train` -> ('', None). The data set is the stem without its version
+    suffix and its split word, so a data set's train and test files share it."""
+    stem = Path(path).stem.lower()
+    m = _VERSION_RE.search(stem)
+    version = m.group(1).replace("_", ".") if m else None
+    if m:
+        stem = stem[: m.start()]
+    words = [w for w in re.split(r"[^a-z0-9]+", stem) if w and w not in _SPLIT_WORDS]
+    return "_".join(words), version
+
+
+def other_versions(a: str | Path, b: str | Path) -> bool:
+    """Whether two files are different versions of one data set (`train_v2` and `train_v3`,
+    `train_v2` and `test_v3`): their examples are never compared for duplicates or leaks."""
+    if Path(a) == Path(b):
+        return False
+    (name_a, ver_a), (name_b, ver_b) = version_from_name(a), version_from_name(b)
+    return name_a == name_b and ver_a is not None and ver_b is not None and ver_a != ver_b
+
+
 def _snippet(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

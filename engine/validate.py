@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data import SchemaRegistry, file_sha256, find_schemas_dir, load_examples
+from engine.data import (
+    SchemaRegistry,
+    file_sha256,
+    find_schemas_dir,
+    load_examples,
+    other_versions,
+)
 from engine.grounding import Prompt, normalise_text
 from engine.rules import RuleError, RuleSet, check_rule, resolve_rules
 from engine.types import SEVERITIES, Example, Finding
@@ -57,6 +63,26 @@ class ValidationReport:
         counts = Counter(schema_of.get(f.example_id, "-") for f in self.findings)
         return dict(counts.most_common())
 
+    def compared_pairs(self) -> tuple[list[list[str]], list[list[str]]]:
+        """Pairs of files judged for duplicates and leaks, and pairs that were not (two
+        versions of one data set); every file is also judged against itself."""
+        return comparisons(self.files)
+
+    def comparison_note(self) -> str:
+        """One line saying which files duplicates and leaks were judged between."""
+        names = [Path(f).name for f in self.files]
+        compared, skipped = self.compared_pairs()
+        within = "within " + ("each file" if len(names) > 1 else (names[0] if names else "-"))
+        parts = [f"duplicates and leaks judged {within}"]
+        if compared:
+            parts.append("between " + ", ".join(
+                f"{Path(a).name} and {Path(b).name}" for a, b in compared))
+        if skipped:
+            parts.append("not between " + ", ".join(
+                f"{Path(a).name} and {Path(b).name}" for a, b in skipped)
+                + " (versions of one data set)")
+        return "; ".join(parts)
+
     @property
     def n_errors(self) -> int:
         return self.by_severity["error"]
@@ -69,6 +95,8 @@ class ValidationReport:
             "infos": self.by_severity["info"],
             "by_kind": self.by_kind,
             "files": self.files,
+            "compared": self.compared_pairs()[0],
+            "not_compared": self.compared_pairs()[1],
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -81,6 +109,9 @@ class ValidationReport:
             "by_severity": self.by_severity,
             "by_schema": self.by_schema,
             "files": self.files,
+            "compared": self.compared_pairs()[0],
+            "not_compared": self.compared_pairs()[1],
+            "comparison": self.comparison_note(),
             "schemas_dir": self.schemas_dir,
             "rules": self.rules_sources,
         }
@@ -270,52 +301,61 @@ def ungrounded_values(prompt: str, expected: Any, schema: dict | None = None):
 # --- duplicates, leaks, lengths -------------------------------------------------------------
 
 
+def comparisons(files: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """Which pairs of files duplicates and leaks are judged between (each file is always
+    compared with itself), and which are not because they are two versions of one data set."""
+    compared, skipped = [], []
+    for i, a in enumerate(files):
+        for b in files[i + 1:]:
+            (skipped if other_versions(a, b) else compared).append([a, b])
+    return compared, skipped
+
+
 def duplicate_findings(examples: list[Example]) -> list[Finding]:
-    """`duplicate` (warning) for a prompt seen before; `leak` (error) for a test prompt in train."""
+    """`duplicate` (warning) for a prompt seen before; `leak` (error) for a test prompt in train.
+    Judged within a file and between the files of one data set (its train and test splits),
+    never between two versions of a data set (`train_v2` and `train_v3`)."""
     groups: dict[str, list[Example]] = defaultdict(list)
     for e in examples:
         groups[normalise_text(e.prompt)].append(e)
+    versions: dict[tuple[str | None, str | None], bool] = {}
+
+    def comparable(a: Example, b: Example) -> bool:
+        key = (a.file, b.file)
+        if key not in versions:
+            versions[key] = a.file == b.file or not (
+                a.file and b.file and other_versions(a.file, b.file)
+            )
+        return versions[key]
+
     found = []
     for group in groups.values():
         if len(group) < 2:
             continue
-        train = [e for e in group if e.split == "train"]
-        for i, e in enumerate(group[1:], start=1):
-            first = group[0]
-            if e.split == "test" and train:
-                continue  # reported as a leak below
-            if first.split == "test" and e.split == "train":
+        for i, e in enumerate(group):
+            if e.split == "test":
+                t = next((x for x in group if x.split == "train" and comparable(x, e)), None)
+                if t is not None:
+                    found.append(Finding(
+                        "leak",
+                        "error",
+                        f"test example has the same prompt as train example {t.id} "
+                        f"({_where(t)}); remove it from one split or the test score is inflated",
+                        e.id, e.line, None, e.file,
+                    ))
+                    continue
+            # A test example repeated in train is reported once, as that test example's leak.
+            first = next((x for x in group[:i] if comparable(x, e)
+                          and not (x.split == "test" and e.split == "train")), None)
+            if first is None:
                 continue
             differs = " with a different expected output" if e.expected != first.expected else ""
-            found.append(
-                Finding(
-                    "duplicate",
-                    "warning",
-                    (f"same prompt as {first.id} ({_where(first)}){differs}; delete one of them"),
-                    e.id,
-                    e.line,
-                    None,
-                    e.file,
-                )
-            )
-        if train:
-            for e in group:
-                if e.split == "test":
-                    t = train[0]
-                    found.append(
-                        Finding(
-                            "leak",
-                            "error",
-                            (
-                                f"test example has the same prompt as train example {t.id} ({_where(t)}); "
-                                "remove it from one split or the test score is inflated"
-                            ),
-                            e.id,
-                            e.line,
-                            None,
-                            e.file,
-                        )
-                    )
+            found.append(Finding(
+                "duplicate",
+                "warning",
+                f"same prompt as {first.id} ({_where(first)}){differs}; delete one of them",
+                e.id, e.line, None, e.file,
+            ))
     return found
 
 

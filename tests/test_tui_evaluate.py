@@ -378,3 +378,49 @@ async def test_evaluation_passes_template_and_protocol(db_path, sample_dir, monk
         assert built[-1] == "edgejson"
         messages = " ".join(n.message for n in app._notifications)
         assert "does not accept" in messages and "protocol" in messages
+
+
+def _fits(table: DataTable) -> bool:
+    """Whether every column of `table` is drawn whole within its width (nothing cut off)."""
+    return sum(c.get_render_width(table) for c in table.columns.values()) <= table.size.width
+
+
+async def test_results_at_80x24_say_how_it_decoded_and_fit(db_path, sample_dir):
+    """The header says greedy/sampling and constrained or not; at 80x24 the per-schema table
+    and the drilldown fit, failures abbreviated in words with a legend, never cut mid-word."""
+    from tui.results import FAILURE_SHORT, diff_table
+
+    run_id = seed_evaluation(db_path, sample_dir)
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(EvaluatePane)
+        pane.show_run(run_id)
+        await pilot.pause(0.2)
+        overall = text_of(app, "#ev-overall")
+        assert "greedy" in overall and "unconstrained" in overall
+        schemas = app.query_one("#ev-schemas", DataTable)
+        assert _fits(schemas)
+        shown = [f for f in column_values(schemas, 7) if f]
+        assert shown and set(shown) <= set(FAILURE_SHORT.values())
+        legend = text_of(app, "#ev-legend")
+        for full, short in FAILURE_SHORT.items():
+            if short in shown:
+                assert f"{short} = {full}" in legend
+
+        pane.show_schema("purchase_order")
+        await pilot.pause(0.2)
+        examples = app.query_one("#ev-example-table", DataTable)
+        assert _fits(examples)
+        # Diff kinds are whole words even in the narrowest kind column.
+        from rich.console import Console
+
+        console = Console(width=60, record=True)
+        console.print(diff_table([{"path": "$.a", "expected": 1, "got": 2, "kind": "wrong_value"}]))
+        assert "wrong_value" in console.export_text()
+
+        # The constrained checkbox shows its state without colour.
+        box = app.query_one("#ev-constrained")
+        assert "X" not in str(box.render())
+        box.toggle()
+        await pilot.pause()
+        assert "X" in str(box.render())

@@ -172,3 +172,98 @@ async def test_adapter_picker_and_template_reach_the_generator(db_path, sample_d
         await wait_for(pilot, lambda: len(requests) == 4, timeout=20)
         await wait_for(pilot, lambda: any("trained with prompt template 'edgejson'" in n.message
                                           for n in app._notifications))
+
+
+async def test_streaming_shows_a_live_token_count_and_rate(db_path, sample_dir):
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PlaygroundPane)
+        fake = SlowGenerator()
+        pane._generator = lambda request: fake
+        pane.query_one("#pg-prompt", TextArea).text = "Call Ada Lovelace at 555-0100."
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(pane.column("a").text) > 5)
+        status = str(app.query_one("#status-a").render())
+        assert "streaming" in status and "tokens" in status and "tok/s" in status
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: all(_finished(pane, s) for s in "ab"), timeout=10)
+
+
+class ByteSplitGenerator:
+    """Streams an answer token by token through the engine's detokenizer, with the tiny
+    model's byte-level BPE (multi-byte characters are split across tokens)."""
+
+    TEXT = '{"name": "Zoë 漢字 😀 “café” — ok"}'
+    last = None
+
+    def stream(self, prompt, schema_id, schema, cfg, constrained=False, cancel=None):
+        from engine.decoding import _Detokenizer
+        from engine.models import load_tokenizer
+
+        tok = load_tokenizer("tiny")
+        detok = _Detokenizer(tok)
+        for token_id in tok.encode(self.TEXT, add_special_tokens=False):
+            time.sleep(0.005)
+            piece = detok.add(token_id)
+            if piece:
+                yield piece
+
+
+async def test_streamed_text_never_shows_a_split_character(db_path, sample_dir, tiny_model_path):
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PlaygroundPane)
+        pane._generator = lambda request: ByteSplitGenerator()
+        seen: list[str] = []
+        column = pane.column("a")
+        original = column.append
+        column.append = lambda piece: (seen.append(piece), original(piece))
+        pane.query_one("#pg-prompt", TextArea).text = "Zoë"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: all(_finished(pane, s) for s in "ab"), timeout=30)
+        assert seen and not any("\ufffd" in piece for piece in seen)
+        assert column.text == ByteSplitGenerator.TEXT
+
+
+async def test_columns_say_how_they_decode_and_the_checkbox_shows_its_state(db_path, sample_dir):
+    from textual.widgets import Select
+
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PlaygroundPane)
+        a, b = pane.column("a"), pane.column("b")
+        assert "greedy" in a.border_title and "unconstrained" in a.border_title
+        assert "· constrained" in b.border_title
+        box_a, box_b = app.query_one("#constrained-a"), app.query_one("#constrained-b")
+        # Checked and unchecked differ in their characters, not only in colour (NO_COLOR).
+        assert "X" in str(box_b.render()) and "X" not in str(box_a.render())
+        box_a.toggle()
+        app.query_one("#preset-a", Select).value = "sample"
+        await pilot.pause()
+        assert "X" in str(box_a.render())
+        assert "sampling" in a.border_title and "· constrained" in a.border_title
+
+
+async def test_picker_filters_as_you_type(db_path, sample_dir):
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PlaygroundPane)
+        await pilot.press("ctrl+o")
+        picker = app.screen
+        await wait_for(pilot, lambda: picker.datasets)
+        names = [info.name for info in picker.datasets]
+        sets = picker.query_one("#picker-sets", OptionList)
+        sets.highlighted = next(i for i, n in enumerate(names) if n.endswith("test"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: picker.examples)
+        wanted = picker.examples[7]
+        assert picker.focused is picker.query_one("#picker-examples", OptionList)
+        suffix = wanted.id[-4:]
+        await pilot.press(*suffix)  # typed on the list: goes to the filter
+        await pilot.pause(0.1)
+        assert picker.query_one("#picker-filter", Input).value == suffix
+        first = picker.examples[int(picker.query_one("#picker-examples", OptionList)
+                                    .get_option_at_index(0).id)]
+        await pilot.press("enter")  # the first example shown
+        await wait_for(pilot, lambda: not isinstance(app.screen, ExamplePicker))
+        assert pane.example is first and suffix in first.id + first.prompt

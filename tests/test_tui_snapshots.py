@@ -3,7 +3,7 @@ the seeded run log (fixed times, rendered in UTC). Update with `pytest --snapsho
 
 from __future__ import annotations
 
-from test_tui_app import make_app, seeded_db, settle  # noqa: F401 - fixtures
+from test_tui_app import REPO, make_app, seeded_db, settle  # noqa: F401 - fixtures
 from test_tui_train import TINY_FORM
 
 WIDE = (120, 40)
@@ -80,3 +80,31 @@ def test_train_live_view_with_val_metrics_80x24(snap_compare, seeded_db):  # noq
     assert snap_compare(
         make_app(seeded_db), terminal_size=(80, 24), run_before=_before("2", then=attach)
     )
+
+
+def test_datasets_80x24(snap_compare, seeded_db):  # noqa: F811
+    """The smallest supported size: Split and Findings stay on screen beside long ids, and
+    the findings of the example on show are readable."""
+
+    def pick(app):
+        app.query_one("#filter-finding").value = "arithmetic"
+
+    assert snap_compare(make_app(seeded_db), terminal_size=(80, 24), run_before=_before(then=pick))
+
+
+def test_evaluate_results_80x24(snap_compare, seeded_db):  # noqa: F811
+    """Evaluate at 80x24: how it decoded in the header, failures abbreviated with a legend."""
+    from test_tui_evaluate import seed_evaluation
+
+    run_id = seed_evaluation(seeded_db, REPO / "datasets" / "sample")
+
+    def show(app):
+        app.query_one("EvaluatePane").show_run(run_id)
+
+    assert snap_compare(
+        make_app(seeded_db), terminal_size=(80, 24), run_before=_before("alt+4", then=show)
+    )
+
+
+def test_too_small(snap_compare, seeded_db):  # noqa: F811
+    assert snap_compare(make_app(seeded_db), terminal_size=(50, 14), run_before=_before())

@@ -12,6 +12,7 @@ from test_tui_app import REPO, make_app, seeded_db, settle  # noqa: F401 - fixtu
 pytestmark = pytest.mark.anyio
 
 T0 = 1_767_225_600.0
+CHECK_WAIT = 0.7  # past the form's check delay, so its workers have started
 VAL_EXACT = {20: 0.125, 40: 0.4125, 60: 0.375}  # the best is step 40, not the last
 
 
@@ -160,13 +161,15 @@ async def test_launch_and_follow_a_tiny_run_to_the_end(db_path, monkeypatch, tin
         assert runlog.get_run(db, live.run_id)["status"] == "completed"
 
 
-async def test_cancel_and_resume_go_to_the_engine(seeded_db, monkeypatch):  # noqa: F811
+async def test_cancel_and_resume_go_to_the_engine(seeded_db, monkeypatch, tmp_path):  # noqa: F811
     """The keys reach engine.train.process with the run on show (the engine's own tests run
     real processes; here the calls are recorded and their effect written to the run log)."""
     from engine import runlog
     from engine.train import process
     from tui.train import LiveView
 
+    (tmp_path / "ckpt").mkdir()
+    runlog.add_checkpoint(runlog.connect(seeded_db), 3, 10, str(tmp_path / "ckpt"))
     calls = []
 
     def fake_cancel(db_path, run_id, wait=0.0):
@@ -324,3 +327,163 @@ async def test_live_view_without_val_metrics_keeps_one_chart(seeded_db):  # noqa
         assert not live.query_one("#live-schema-chart").display
         assert not live.query_one("#live-val").display
         assert live.query_one("#live-chart").region.width > 70
+
+
+async def test_cancel_works_at_once_after_re_attaching(seeded_db, monkeypatch):  # noqa: F811
+    """`c` then `y` right after the pane re-attached (before the run's row was first read)
+    reaches the engine, and the live view says the cancel is under way."""
+    from engine.train import process
+    from tui.train import LiveView, TrainPane
+
+    calls = []
+
+    def fake_cancel(db_path, run_id, wait=0.0):
+        calls.append(run_id)
+        return "sent"
+
+    monkeypatch.setattr(process, "cancel_run", fake_cancel)
+    app = PaneApp(TrainPane, seeded_db, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane, live = app.query_one(TrainPane), app.query_one(LiveView)
+        await wait_for(pilot, lambda: live.run_id == 3)
+        live.status = None  # as just after attach, before the first read lands
+        live.focus()
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: calls == [3], timeout=10)
+        await wait_for(pilot, lambda: live.cancel_sent_for == 3, timeout=10)
+        await wait_for(pilot, lambda: live.status == "running", timeout=10)
+        assert "cancelling" in str(live.query_one("#live-title").render())
+        assert pane.check_action("cancel_run", ()) is True
+
+
+async def test_failed_run_without_checkpoint_is_still_and_not_resumable(db_path, monkeypatch):
+    from textual.widgets import ProgressBar
+
+    from engine import runlog
+    from engine.train import process
+    from tui.train import LiveView, TrainPane
+
+    db = runlog.connect(db_path)
+    run_id = runlog.create_run(db, "train", {"model": "tiny"}, model="tiny", pid=None)
+    runlog.log_metrics(db, run_id, 1, {"train_loss": 2.0})
+    runlog.finish_run(db, run_id, "failed", error="Traceback ...\nValueError: boom")
+    resumed = []
+    monkeypatch.setattr(process, "resume_detached", lambda d, r: resumed.append(r) or r)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane, live = app.query_one(TrainPane), app.query_one(LiveView)
+        pane.attach(run_id)
+        await wait_for(pilot, lambda: live.status == "failed")
+        bar = live.query_one("#live-progress", ProgressBar)
+        assert bar.total is not None  # an unknown total animates for ever
+        assert pane.check_action("resume_run", ()) is None
+        live.focus()
+        await pilot.press("u")  # dimmed in the footer: the key does nothing
+        await settle(pilot)
+        said = []
+        monkeypatch.setattr(pane, "notify", lambda message, **kw: said.append(message))
+        pane.action_resume_run()  # from the command palette: refused with the reason
+        await settle(pilot)
+        assert resumed == [] and "no checkpoint" in said[0]
+
+
+async def test_form_checks_the_model_and_its_modules(db_path, monkeypatch, tiny_model_path):
+    """What the config check cannot see: a model spec that does not resolve here, target
+    modules the model lacks, and the default Hub model offline. "valid" waits for them."""
+    from tui.train import TrainPane
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(REPO)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        await settle(pilot)
+        # Offline, the default Hub model is not here: the form starts on one that is.
+        assert pane.form_data()["model"] in ("smollm2-135m-instruct", "tiny")
+        pane.fill_form({**TINY_FORM, "target_modules": ["q_proj", "abc"]})
+        await pilot.pause(CHECK_WAIT)
+        await settle(pilot)
+        assert any("abc not in tiny" in p for p in pane.problems)
+        assert "abc not in tiny" in str(pane.query_one("#p-target_modules").render())
+        assert "config is valid" not in str(pane.query_one("#form-problems").render())
+        pane.fill_form({**TINY_FORM, "model": "tiny1"})
+        await pilot.pause(CHECK_WAIT)
+        await settle(pilot)
+        assert any("did you mean 'tiny'" in p for p in pane.problems)
+        pane.fill_form({**TINY_FORM, "model": "HuggingFaceTB/SmolLM2-135M"})
+        await pilot.pause(CHECK_WAIT)
+        await settle(pilot)
+        assert any("not in the local Hugging Face cache" in p for p in pane.problems)
+        pane.fill_form({**TINY_FORM, "target_modules": ["q_proj", "v_proj"]})
+        await pilot.pause(CHECK_WAIT)
+        await settle(pilot)
+        assert pane.problems == []
+        assert "config is valid" in str(pane.query_one("#form-problems").render())
+
+
+async def test_form_remembers_its_config_across_restarts(db_path, monkeypatch):
+    from tui.train import TrainPane
+
+    monkeypatch.chdir(REPO)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        pane.fill_form({**TINY_FORM, "lora_r": 12, "lr": 0.003})
+        await pilot.pause(CHECK_WAIT)
+        await settle(pilot)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        data = app.query_one(TrainPane).form_data()
+        assert (data["model"], data["lora_r"], data["lr"]) == ("tiny", 12, 0.003)
+        assert data["val_fraction"] == 0.05
+
+
+async def test_form_is_readable_at_80x24(db_path, monkeypatch, tmp_path):
+    """Field problems in full under their field, labels apart from values, every problem in the
+    side panel; the validation slice said instead of "(none)"; ctrl+s asks before overwriting;
+    opening the form does not select a field's text."""
+    from textual.widgets import Input, Select
+
+    from tui.train import TrainPane
+
+    monkeypatch.chdir(REPO)
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        pane.fill_form({**TINY_FORM, "lora_r": 0, "lr": -1})
+        await settle(pilot)
+        note = pane.query_one("#p-lora_r")
+        text = str(note.render())
+        assert "lora_r must be > 0" in text
+        assert note.region.width >= len(text.strip()) or note.region.height > 1
+        label = pane.query_one("#row-target_modules .form-label")
+        field = pane.query_one("#f-target_modules")
+        assert field.region.x > label.region.x + len("Target modules")
+        side = str(pane.query_one("#form-problems").render())
+        assert "2 problems" in side and "lora_r must be > 0" in side and "lr" in side
+        assert pane.query_one("#f-val_data", Select).prompt == "5% of train_data"
+        assert all(not i.select_on_focus for i in pane.query(Input))
+
+        pane.fill_form(TINY_FORM)
+        await settle(pilot)
+        saved = tmp_path / "kept.yaml"
+        saved.write_text("keep: me\n")
+        pane.action_save_yaml()
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(saved)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("n")  # asked; "no" keeps the file
+        await pilot.pause()
+        assert saved.read_text() == "keep: me\n"
+        pane.action_save_yaml()
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(saved)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert "model: tiny" in saved.read_text()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from engine import runlog
-from engine.data import SchemaRegistry
+from engine.data import SchemaRegistry, other_versions, version_from_name
 from engine.grounding import prompt_numbers
 from engine.types import Example
 from engine.validate import (
@@ -196,6 +197,40 @@ def test_duplicates_and_leaks(data):
     assert dup == [("duplicate", "warning", "e2"), ("leak", "error", "e4")]
     leak = next(f for f in report.findings if f.kind == "leak")
     assert "e3" in leak.message and "train.jsonl:3" in leak.message
+
+
+def test_versions_of_one_data_set_are_not_compared(data):
+    """train_v2 and train_v3 hold the same prompts: neither is a duplicate of the other, but
+    duplicates within a version and leaks into that version's test split still count."""
+    other = "Ada Byron (ada@example.org) open: 2 x 600 = 1200, total 1200"
+    v2 = data("train_v2.jsonl", [rec(1), rec(2, prompt=other)])
+    v3 = data("train_v3.jsonl", [rec(1), rec(2, prompt=other), rec(3, prompt=other)])
+    test3 = data("test_v3.jsonl", [rec(9)])
+    report = validate_files([v2, v3, test3])
+    found = sorted((f.kind, Path(f.file).name, f.example_id) for f in report.findings
+                   if f.kind in ("duplicate", "leak"))
+    assert found == [("duplicate", "train_v3.jsonl", "e3"), ("leak", "test_v3.jsonl", "e9")]
+    leak = next(f for f in report.findings if f.kind == "leak")
+    assert "train_v3.jsonl:1" in leak.message
+    compared, skipped = report.compared_pairs()
+    assert compared == [[str(v3), str(test3)]]
+    assert sorted(map(tuple, skipped)) == [(str(v2), str(test3)), (str(v2), str(v3))]
+    note = report.comparison_note()
+    assert "between train_v3.jsonl and test_v3.jsonl" in note
+    assert "not between train_v2.jsonl and train_v3.jsonl" in note
+    assert report.to_json()["not_compared"] == skipped
+
+
+def test_version_from_name():
+    assert version_from_name("a/train_v3.jsonl") == ("", "3")
+    assert version_from_name("edgejson_test_v1.jsonl") == ("edgejson", "1")
+    assert version_from_name("train.jsonl") == ("", None)
+    assert version_from_name("orders-train-v1.2.jsonl") == ("orders", "1.2")
+    assert other_versions("train_v2.jsonl", "train_v3.jsonl")
+    assert other_versions("train_v2.jsonl", "test_v3.jsonl")
+    assert not other_versions("train_v3.jsonl", "test_v3.jsonl")
+    assert not other_versions("train_v3.jsonl", "test.jsonl")  # an unversioned split is shared
+    assert not other_versions("a_train_v2.jsonl", "b_train_v3.jsonl")
 
 
 def test_duplicate_with_different_output_is_called_out():

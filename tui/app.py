@@ -11,20 +11,24 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane, Tabs
 
 from tui.datasets import DatasetsPane
-from tui.help import ActionEntry, HelpScreen, collect_actions
+from tui.help import FOOTER_ONLY, ActionEntry, HelpScreen, collect_actions
 from tui.runs import RunsPane
 from tui.train import TrainPane, running_train_runs
-from tui.widgets import ConfirmScreen
+from tui.widgets import AppKeysFirstFooter, ConfirmScreen, is_text_field, keep_text_on_focus
+
+MIN_SIZE = (60, 16)  # columns, rows below which the panes are not drawn
 
 # (tab id, title, number key, letter key)
 PANES = [
@@ -118,15 +122,27 @@ class SchemaLabApp(App):
     TITLE = "SchemaLab"
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall")]
     COMMANDS = App.COMMANDS | {SchemaLabCommands}
+    # Digits, letters, `?` and `q` are text inside a text field, so each has a key that works
+    # from any focus too (priority bindings run before the focused widget sees the key).
     BINDINGS: ClassVar[list[BindingType]] = [
         *[
             Binding(f"{num},{letter}", f"show_pane('{pane_id}')", title, show=False)
             for pane_id, title, num, letter in PANES
         ],
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        # One footer entry for the five alt keys (help and the palette list them one by one).
+        Binding("alt+1", "show_pane('datasets')", "Panes", key_display="alt+1…5",
+                priority=True, id=FOOTER_ONLY),
+        *[
+            Binding(f"alt+{num}", f"show_pane('{pane_id}')", title, show=False, priority=True)
+            for pane_id, title, num, _ in PANES
+        ],
+        Binding("f1", "help", "Help", key_display="F1", priority=True),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("q", "quit", "Quit", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("escape", "leave_field", "Leave field", show=False, priority=True),
     ]
 
     def __init__(
@@ -150,9 +166,26 @@ class SchemaLabApp(App):
                 with TabPane(f"{num} {title}", id=pane_id):
                     if pane_id == "datasets":
                         yield self._make_pane(pane_id)
-        yield Footer(compact=True)
+        yield AppKeysFirstFooter(compact=True)
+        yield Static(id="too-small")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(*event.size)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Below MIN_SIZE the panes cannot lay out: say so instead of drawing a broken layout."""
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.screen.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"Terminal too small ({width}x{height}).\n"
+                f"SchemaLab needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (80x24 is best).\n"
+                "Enlarge the window, or ctrl+q to quit."
+            )
 
     def on_mount(self) -> None:
+        keep_text_on_focus(self.screen)
+        self._check_size(*self.size)
         self.call_after_refresh(self._focus_pane, "datasets")
         self._check_running()
 
@@ -183,8 +216,10 @@ class SchemaLabApp(App):
         if pane_id == "runs":
             return cls(self.db_path, id="runs-pane")
         if pane_id == "datasets":
-            return cls(self.db_path, self.dataset_paths, id="datasets-pane",
+            pane = cls(self.db_path, self.dataset_paths, id="datasets-pane",
                        auto_validate=self.auto_validate)
+            pane.train_settings = self.train_settings
+            return pane
         return cls(self.db_path, self.dataset_paths, id=f"{pane_id}-pane")
 
     def pane_widget(self, pane_id: str) -> Widget | None:
@@ -198,6 +233,7 @@ class SchemaLabApp(App):
         if widget is None:
             widget = self._make_pane(pane_id)
             await self.query_one(f"#{pane_id}", TabPane).mount(widget)
+            keep_text_on_focus(widget)  # opening a pane never selects a field for overwriting
         return widget
 
     async def action_show_pane(self, pane_id: str) -> None:
@@ -207,12 +243,18 @@ class SchemaLabApp(App):
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.tabbed_content.id == "panes":  # not a pane's own inner tabs
-            await self.ensure_pane(event.pane.id)
+            try:
+                await self.ensure_pane(event.pane.id)
+            except NoMatches:  # the app is closing: its tabs are already gone
+                return
             self.call_after_refresh(self._focus_pane, event.pane.id)
 
     def _focus_pane(self, pane_id: str | None) -> None:
         """Focus inside the pane, so its bindings are live and shown in the footer."""
-        pane = self.pane_widget(pane_id) if pane_id else None
+        try:
+            pane = self.pane_widget(pane_id) if pane_id else None
+        except NoMatches:  # the app is closing
+            return
         if pane is None:
             return
         if hasattr(pane, "focus_default"):
@@ -222,6 +264,36 @@ class SchemaLabApp(App):
             if widget.focusable:
                 widget.focus()
                 return
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Escape leaves a text field on the main screen; anywhere else it goes on to the focused
+        # widget's, the pane's or a dialog's own escape binding.
+        if action == "leave_field":
+            if not is_text_field(self.focused) or isinstance(self.screen, ModalScreen):
+                return False
+            # A pane that is busy (decoding, evaluating) takes escape as Cancel, even in a field.
+            pane = self._pane_of(self.focused)
+            return not (pane is not None and getattr(pane, "escape_cancels", lambda: False)())
+        return True
+
+    def _pane_of(self, widget: Widget | None) -> Widget | None:
+        """The pane (the widget in a top-level tab) that holds `widget`, if any."""
+        for node in widget.ancestors if widget is not None else []:
+            if isinstance(node, TabPane) and node.id in PANE_CLASSES:
+                return self.pane_widget(node.id)
+        return None
+
+    def action_leave_field(self) -> None:
+        """Move focus out of a text field to its pane's main widget, so pane keys work again."""
+        pane = self._pane_of(self.focused)
+        if pane is not None and hasattr(pane, "focus_main"):
+            pane.focus_main()
+            return
+        for widget in self.screen.focus_chain if pane is not None else []:
+            if pane in widget.ancestors and not is_text_field(widget):
+                widget.focus()
+                return
+        self.query_one("#panes", TabbedContent).query_one(Tabs).focus()
 
     async def on_runs_pane_open_run(self, message: RunsPane.OpenRun) -> None:
         if message.kind == "validate":
@@ -237,6 +309,15 @@ class SchemaLabApp(App):
                 pane.show_run(message.run_id)
             else:
                 self.notify("The Evaluate pane cannot show runs.", severity="warning")
+
+    def train_settings(self) -> tuple[str, int | None] | None:
+        """The Train form's model and max_seq_len, once the Train pane exists (for Stats)."""
+        pane = self.pane_widget("train")
+        if not isinstance(pane, TrainPane):
+            return None
+        data = pane.form_data()
+        max_seq_len = data.get("max_seq_len")
+        return str(data.get("model") or "tiny"), max_seq_len if isinstance(max_seq_len, int) else None
 
     def on_train_pane_model_changed(self, message: TrainPane.ModelChanged) -> None:
         self.query_one(DatasetsPane).set_token_model(message.model, message.max_seq_len)

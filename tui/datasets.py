@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +20,15 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from tui.widgets import JsonView, open_db, short_error
+from tui.widgets import (
+    JsonView,
+    PathScreen,
+    QuietProgressBar,
+    middle_cut,
+    open_db,
+    short_error,
+    stop_progress,
+)
 
 ALL = ""  # the "no filter" value of every filter
 SEVERITY_MARK = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[blue]i[/blue]"}
@@ -33,11 +42,19 @@ class DatasetsPane(Vertical):
     """Data sets, their examples and findings, their statistics, and validation."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # The footer has room for the most used at 80 columns; help (F1) and the palette list all.
         Binding("v", "validate", "Validate"),
-        Binding("V", "validate_folder", "Validate all"),
+        Binding("V", "validate_folder", "Validate all", show=False),
         Binding("s", "toggle_stats", "Stats"),
-        Binding("T", "train_on", "Train on"),
-        Binding("ctrl+r", "rediscover", "Rescan"),
+        Binding("slash", "find_example", "Find id"),
+        Binding("n", "next_finding", "Next finding"),
+        Binding("N", "next_finding(-1)", "Previous finding", show=False),
+        Binding("f", "only_findings", "Findings only", show=False),
+        Binding("c", "cycle_complexity", "Next complexity", show=False),
+        Binding("a", "clear_filters", "All rows", show=False),
+        Binding("escape", "close_stats", "Close stats", show=False),
+        Binding("T", "train_on", "Train on", show=False),
+        Binding("ctrl+r", "rediscover", "Rescan", show=False),
     ]
 
     @dataclass
@@ -106,9 +123,15 @@ class DatasetsPane(Vertical):
         self.findings: list[dict] = []
         self.rows: dict[str, tuple[Any, list[dict]]] = {}  # table row key -> (example, findings)
         self.pinned_run: int | None = None  # a validate run opened from the Runs pane
+        # Tokenizer and length limit of the stats: the Train form's (see train_settings), else
+        # the `tiny` tokenizer, which is always available offline, and the engine's default limit.
         self.token_model = "tiny"
-        self.max_seq_len = 512
+        self.max_seq_len = default_max_seq_len()
+        self.token_source = "the default; the Train form's model is used once Train is open"
+        self.train_settings: Callable[[], tuple[str, int | None] | None] | None = None
         self.lengths: dict[tuple, list[int]] = {}
+        self.filter_values: dict[str, list[str]] = {}  # each filter's values (besides "all")
+        self._filled_width = 0  # the pane width the example table was last filled for
         self._last_focus = None
 
     def compose(self) -> ComposeResult:
@@ -124,17 +147,19 @@ class DatasetsPane(Vertical):
                     compact=True,
                     id=f"filter-{name}",
                 )
-        yield ProgressBar(id="validate-progress", show_eta=False)
+            yield Static("", id="example-count")
+        yield QuietProgressBar(id="validate-progress")
         with ContentSwitcher(initial="examples-view", id="dataset-view"):
             with Vertical(id="examples-view"):
                 ex_table = DataTable(id="example-table", cursor_type="row", zebra_stripes=True)
                 ex_table.add_columns("Example", "Schema", "Cx", "Split", "Findings")
                 yield ex_table
-                with Horizontal(id="example-detail"):
-                    with VerticalScroll(id="prompt-box"):
-                        yield Static(id="example-prompt")
-                    with Vertical(id="expected-box"):
-                        yield Static(id="example-findings")
+                with Vertical(id="example-detail"):
+                    # Findings span the full width, so a long message is read whole at 80x24.
+                    yield Static(id="example-findings")
+                    with Horizontal(id="example-panes"):
+                        with VerticalScroll(id="prompt-box"):
+                            yield Static(id="example-prompt")
                         with VerticalScroll(id="json-box"):
                             yield JsonView(id="example-expected")
             with VerticalScroll(id="stats-view"):
@@ -142,7 +167,7 @@ class DatasetsPane(Vertical):
                 yield Static(id="stats-lengths")
 
     def on_mount(self) -> None:
-        self.query_one("#validate-progress").display = False
+        self._hide_progress()
         self.query_one("#example-prompt", Static).update("Reading data sets…")
         # After the first frame: reading files in a thread still competes for the CPU.
         self.call_after_refresh(self._discover)
@@ -154,6 +179,10 @@ class DatasetsPane(Vertical):
             last.focus()
         else:
             self.query_one("#dataset-table", DataTable).focus()
+
+    def focus_main(self) -> None:
+        """The pane's main widget (escape from a text field lands here): the examples."""
+        self.query_one("#example-table", DataTable).focus()
 
     def on_descendant_focus(self, event) -> None:
         self._last_focus = event.widget
@@ -272,6 +301,7 @@ class DatasetsPane(Vertical):
     def _set_filter(self, name: str, values: list[str]) -> None:
         select = self.query_one(f"#filter-{name}", Select)
         current = select.value
+        self.filter_values[name] = values
         select.set_options([(f"{name}: all", ALL), *[(v, v) for v in values]])
         select.value = current if current in values else ALL
 
@@ -293,6 +323,8 @@ class DatasetsPane(Vertical):
         table.clear()
         self.rows = {}
         by_example = findings_for_example(self.examples, self.findings)
+        id_width = self._id_width()
+        self._filled_width = self.size.width
         for i, ex in enumerate(self.examples):
             found = by_example.get(i, [])
             if not _matches(want, ex.schema_id, ex.complexity, ex.split, found):
@@ -300,8 +332,8 @@ class DatasetsPane(Vertical):
             key = f"ex:{i}"
             self.rows[key] = (ex, found)
             table.add_row(
-                escape(ex.id),
-                escape(ex.schema_id),
+                escape(middle_cut(ex.id, id_width)),
+                escape(middle_cut(ex.schema_id, SCHEMA_WIDTH)),
                 (ex.complexity or "?")[:3],
                 ex.split or "-",
                 _finding_cell(found),
@@ -315,11 +347,103 @@ class DatasetsPane(Vertical):
             self.rows[key] = (None, [f])
             where = f"line {f['line']}" if f.get("line") else (f.get("example_id") or "file")
             table.add_row(escape(where), "-", "-", "-", _finding_cell([f]), key=key)
+        shown = sum(1 for ex, _ in self.rows.values() if ex is not None)
+        flagged = sum(1 for _, found in self.rows.values() if found)
+        self.query_one("#example-count", Static).update(
+            f"{shown}/{len(self.examples)} · {flagged} flagged"
+        )
         if table.row_count:
             table.move_cursor(row=0, animate=False)
             self._show_example(next(iter(self.rows)))
         else:
             self._show_example(None)
+
+    # Finding one record fast ------------------------------------------------------------------
+
+    def _jump_to_row(self, index: int) -> None:
+        table = self.query_one("#example-table", DataTable)
+        self.query_one(ContentSwitcher).current = "examples-view"
+        table.move_cursor(row=index, animate=False)
+        table.focus()
+
+    def action_find_example(self) -> None:
+        """Ask for an example id (or part of one) and jump to the first row that has it."""
+
+        def chosen(text: str | None) -> None:
+            if text:
+                self.find_example(text)
+
+        self.app.push_screen(PathScreen("Jump to example id (exact, else first containing)"),
+                             chosen)
+
+    def find_example(self, text: str) -> bool:
+        """Jump to the row of example id `text` (else the first id containing it); clears the
+        filters when only they hide it. Returns whether one was found."""
+        needle = text.strip().lower()
+        for attempt in range(2):
+            keys = list(self.rows)
+            ids = [str(ex.id).lower() if ex is not None else "" for ex, _ in self.rows.values()]
+            index = ids.index(needle) if needle in ids else next(
+                (i for i, ex_id in enumerate(ids) if needle in ex_id), None)
+            if index is not None:
+                self._jump_to_row(index)
+                self._show_example(keys[index])
+                return True
+            if attempt == 0 and any(self._filters().values()):
+                self.action_clear_filters()
+        self.notify(f"No example id contains {text!r}.", severity="warning")
+        return False
+
+    def action_next_finding(self, step: int = 1) -> None:
+        """Move to the next (step 1) or previous (-1) row with a finding, wrapping around."""
+        table = self.query_one("#example-table", DataTable)
+        flagged = [i for i, (_, found) in enumerate(self.rows.values()) if found]
+        if not flagged:
+            self.notify("No findings in the rows shown.")
+            return
+        here = table.cursor_row if table.row_count else -1
+        later = [i for i in flagged if (i - here) * step > 0]
+        target = (min(later) if step > 0 else max(later)) if later else (
+            flagged[0] if step > 0 else flagged[-1])
+        self._jump_to_row(target)
+
+    def action_only_findings(self) -> None:
+        """Show only examples with a finding; again: every example."""
+        select = self.query_one("#filter-finding", Select)
+        select.value = ALL if select.value == "any" else "any"
+
+    def action_cycle_complexity(self) -> None:
+        """Filter by the next complexity (all, then each one in turn)."""
+        select = self.query_one("#filter-complexity", Select)
+        values = [ALL, *self.filter_values.get("complexity", [])]
+        here = values.index(select.value) if select.value in values else 0
+        select.value = values[(here + 1) % len(values)]
+
+    def action_clear_filters(self) -> None:
+        """Drop every filter."""
+        for name in ("schema", "complexity", "split", "finding"):
+            self.query_one(f"#filter-{name}", Select).value = ALL
+        self.fill_examples()
+
+    def _id_width(self) -> int:
+        """Room for the Example column once Schema, Cx, Split and Findings have theirs, so long
+        ids never push those off screen (ids are cut in the middle: their ends differ)."""
+        width = self.size.width or 80
+        return max(10, width - SCHEMA_WIDTH - 3 - 5 - FINDINGS_WIDTH - 2 * 5 - 2)
+
+    def on_resize(self, event) -> None:
+        # Only a new width changes the id column (a refill on every Resize could feed itself).
+        if event.size.width == self._filled_width:
+            return
+        if self.rows and self.query_one(ContentSwitcher).current == "examples-view":
+            self.call_after_refresh(self._refill_keeping_cursor)
+
+    def _refill_keeping_cursor(self) -> None:
+        table = self.query_one("#example-table", DataTable)
+        row = table.cursor_row
+        self.fill_examples()
+        if 0 <= row < table.row_count:
+            table.move_cursor(row=row, animate=False)
 
     def _show_example(self, key: str | None) -> None:
         prompt = self.query_one("#example-prompt", Static)
@@ -444,8 +568,13 @@ class DatasetsPane(Vertical):
             total=max(message.total, 1), progress=message.done
         )
 
+    def _hide_progress(self) -> None:
+        bar = self.query_one("#validate-progress", ProgressBar)
+        bar.display = False
+        stop_progress(bar)  # a hidden indeterminate bar still redraws 15 times a second
+
     def on_datasets_pane_validated(self, message: Validated) -> None:
-        self.query_one("#validate-progress").display = False
+        self._hide_progress()
         counts = ", ".join(f"{n} {k}" for k, n in message.counts.items() if n) or "no findings"
         self.notify(f"Validation run #{message.run_id}: {counts}.")
         self.pinned_run = None
@@ -456,7 +585,8 @@ class DatasetsPane(Vertical):
         self._discover()
 
     def on_datasets_pane_failed(self, message: Failed) -> None:
-        self.query_one("#validate-progress").display = False
+        if message.what == "validation":
+            self._hide_progress()
         if message.what == "counting tokens":
             self.query_one("#stats-lengths", Static).update(
                 f"[red]Cannot count tokens with {escape(self.token_model)!r}:[/red] "
@@ -467,6 +597,15 @@ class DatasetsPane(Vertical):
 
     # Stats --------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "close_stats":  # escape means something only while stats are on show
+            return self.query_one(ContentSwitcher).current == "stats-view"
+        return True
+
+    def action_close_stats(self) -> None:
+        if self.query_one(ContentSwitcher).current == "stats-view":
+            self.action_toggle_stats()
+
     def action_toggle_stats(self) -> None:
         switcher = self.query_one(ContentSwitcher)
         if switcher.current == "stats-view":
@@ -475,13 +614,26 @@ class DatasetsPane(Vertical):
         else:
             switcher.current = "stats-view"
             self.query_one("#stats-view", VerticalScroll).focus()
+            self._sync_train_settings()
             self._show_stats()
+        self.refresh_bindings()
+
+    def _sync_train_settings(self) -> None:
+        """Take the tokenizer and max_seq_len from the Train form when the app has one."""
+        settings = self.train_settings() if self.train_settings is not None else None
+        if settings is not None:
+            model, max_seq_len = settings
+            self.token_model = model or "tiny"
+            if max_seq_len:
+                self.max_seq_len = int(max_seq_len)
+            self.token_source = "the Train form"
 
     def set_token_model(self, model: str, max_seq_len: int | None) -> None:
         """Use `model`'s tokenizer and `max_seq_len` (both from the Train form) for the stats."""
         self.token_model = model or "tiny"
         if max_seq_len:
             self.max_seq_len = int(max_seq_len)
+        self.token_source = "the Train form"
         if self.query_one(ContentSwitcher).current == "stats-view":
             self._show_stats()
 
@@ -518,11 +670,22 @@ class DatasetsPane(Vertical):
     def _show_lengths(self, lengths: list[int]) -> None:
         self.query_one("#stats-lengths", Static).update(
             render_histogram(lengths, self.max_seq_len, self.token_model)
+            + f"\n[dim]tokenizer and max_seq_len from {escape(self.token_source)}[/dim]"
         )
 
     def action_train_on(self) -> None:
         if self.path:
             self.post_message(self.TrainOn(self.path))
+
+
+def default_max_seq_len() -> int:
+    """The engine's default max_seq_len (what a new Train form shows); 512 if unreadable."""
+    try:
+        from engine.train.config import DEFAULTS
+
+        return int(DEFAULTS.get("max_seq_len") or 512)
+    except Exception:  # noqa: BLE001 - a fallback for the stats view only
+        return 512
 
 
 def _matches(want: dict[str, str], schema, complexity, split, found: list[dict]) -> bool:
@@ -540,6 +703,10 @@ def _matches(want: dict[str, str], schema, complexity, split, found: list[dict])
     return not kind or any(f["kind"] == kind for f in found)
 
 
+SCHEMA_WIDTH = 18
+FINDINGS_WIDTH = 18
+
+
 def _finding_cell(found: list[dict]) -> str:
     if not found:
         return ""
@@ -553,7 +720,8 @@ def _finding_cell(found: list[dict]) -> str:
     )
     kinds = sorted({f["kind"] for f in found})
     more = f" +{len(kinds) - 1}" if len(kinds) > 1 else ""
-    return f"{SEVERITY_MARK.get(worst['severity'], '')} {kinds[0]}{more}"
+    kind = middle_cut(kinds[0], FINDINGS_WIDTH - 2 - len(more))
+    return f"{SEVERITY_MARK.get(worst['severity'], '')} {kind}{more}"
 
 
 # Reading validation results and summarising a data set (pure functions, run in workers) ------

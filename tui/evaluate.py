@@ -37,8 +37,12 @@ from tui.playground import preset_names
 from tui.results import (
     OVERALL_METRICS,
     ExampleDetail,
+    constrained_label,
     count_of,
+    decoding_mode,
     error_message,
+    failure_legend,
+    failure_short,
     fill_compare,
     fmt_metric,
     fmt_ratio,
@@ -47,13 +51,14 @@ from tui.results import (
     yes_no,
 )
 from tui.scoring import ScoreRequest, ScoreScreen, protocol_options
+from tui.widgets import QuietProgressBar, StateCheckbox, TextInput, middle_cut, stop_progress
 
 # Per-schema sort orders the `s` key cycles through: (row key, label); all descending.
 SORTS = (("json_exact", "JSONExact"), ("field_f1", "field F1"), ("schema_valid", "validity"),
          ("n", "count"))
-SCHEMA_COLUMNS = (("schema_id", "schema"), ("n", "n"), ("json_exact", "JSONExact"),
+SCHEMA_COLUMNS = (("schema_id", "schema"), ("n", "n"), ("json_exact", "exact"),
                   ("field_f1", "field F1"), ("leaf_f1", "leaf F1"), ("schema_valid", "valid"),
-                  ("parse_rate", "parses"), ("top_failure", "top failure"))
+                  ("parse_rate", "parses"), ("top_failure", "failure"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class EvaluatePane(Vertical):
     EvaluatePane #ev-overall { height: auto; }
     EvaluatePane #ev-complexity { height: auto; max-height: 5; }
     EvaluatePane #ev-schemas { height: 1fr; }
+    EvaluatePane #ev-legend { height: auto; }
     EvaluatePane .split { height: 1fr; }
     EvaluatePane .split > * { width: 1fr; height: 1fr; }
     EvaluatePane.narrow .split { layout: vertical; }
@@ -176,20 +182,20 @@ class EvaluatePane(Vertical):
         presets = preset_names()
         with Horizontal(classes="form-row"):
             yield Label("model")
-            yield Input("tiny", id="ev-model", compact=True)
+            yield TextInput("tiny", id="ev-model", compact=True)
             yield Label("adapter")
-            yield Input(placeholder="run id or path", id="ev-adapter", compact=True)
+            yield TextInput(placeholder="run id or path", id="ev-adapter", compact=True)
             yield Select([], id="ev-data", prompt="data set", compact=True)
         with Horizontal(classes="form-row"):
             yield Select([(p, p) for p in presets], value="greedy" if "greedy" in presets
                          else presets[0], allow_blank=False, id="ev-preset", compact=True)
-            yield Checkbox("constrained", id="ev-constrained", compact=True)
+            yield StateCheckbox("constrained", id="ev-constrained", compact=True)
             yield Label("limit")
-            yield Input(placeholder="all", type="integer", id="ev-limit", compact=True)
+            yield TextInput(placeholder="all", type="integer", id="ev-limit", compact=True)
             yield Label("batch")
-            yield Input("8", type="integer", id="ev-batch", compact=True)
+            yield TextInput("8", type="integer", id="ev-batch", compact=True)
             yield Label("max tok")
-            yield Input(placeholder="preset", type="integer", id="ev-max-tokens", compact=True)
+            yield TextInput(placeholder="preset", type="integer", id="ev-max-tokens", compact=True)
             yield Button("Run", id="ev-run", variant="primary", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("template")
@@ -200,13 +206,14 @@ class EvaluatePane(Vertical):
             yield Select(protocols, value=protocols[0][1], allow_blank=False, id="ev-protocol",
                          compact=True)
         with Horizontal(id="ev-progress-row"):
-            yield ProgressBar(id="ev-progress", show_eta=False)
+            yield QuietProgressBar(id="ev-progress")
             yield Label("no evaluation running", id="ev-running")
         with TabbedContent(id="ev-tabs", initial="ev-results"):
             with TabPane("Results", id="ev-results"):
                 yield Static("Run an evaluation (ctrl+g) or open a past one (h).", id="ev-overall")
                 yield DataTable(id="ev-complexity", cursor_type="none", zebra_stripes=True)
                 yield DataTable(id="ev-schemas", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="ev-legend")
             with TabPane("Examples", id="ev-examples"), Horizontal(classes="split"):
                 yield DataTable(id="ev-example-table", cursor_type="row", zebra_stripes=True)
                 yield ExampleDetail(id="ev-detail")
@@ -220,6 +227,7 @@ class EvaluatePane(Vertical):
                     yield DataTable(id="ev-compare-flips", cursor_type="row", classes="titled")
 
     def on_mount(self) -> None:
+        stop_progress(self.query_one("#ev-progress", ProgressBar))
         self.query_one("#ev-compare-schemas").border_title = "per schema (B - A)"
         self.query_one("#ev-compare-flips").border_title = "flipped examples"
         self.load_datasets()
@@ -358,8 +366,13 @@ class EvaluatePane(Vertical):
         self._progress_text = f"{message.done}/{message.total} scored  JSONExact {running}"
         self.query_one("#ev-running", Label).update(self._progress_text)
 
-    def on_evaluate_pane_finished(self, message: Finished) -> None:
+    def _stop_running(self) -> None:
+        """Hide the progress bar and stop its animation (a hidden one would still redraw)."""
         self.remove_class("running")
+        stop_progress(self.query_one("#ev-progress", ProgressBar))
+
+    def on_evaluate_pane_finished(self, message: Finished) -> None:
+        self._stop_running()
         label = self.query_one("#ev-running", Label)
         state = "cancelled" if message.cancelled else "finished"
         label.update(f"evaluation {message.run_id} {state}: {self._progress_text}")
@@ -368,7 +381,7 @@ class EvaluatePane(Vertical):
             self.show_run(message.run_id)
 
     def on_evaluate_pane_failed(self, message: Failed) -> None:
-        self.remove_class("running")
+        self._stop_running()
         self.query_one("#ev-running", Label).update(Text(message.title.lower(), style="red"))
         self.notify(message.message, title=message.title, severity="error")
 
@@ -440,7 +453,7 @@ class EvaluatePane(Vertical):
         self.post_message(self.Scored(run_id, request.predictions))
 
     def on_evaluate_pane_scored(self, message: Scored) -> None:
-        self.remove_class("running")
+        self._stop_running()
         self.query_one("#ev-running", Label).update(
             f"scored {Path(message.predictions).name} as evaluation {message.run_id}: "
             f"{self._progress_text}"
@@ -452,6 +465,9 @@ class EvaluatePane(Vertical):
         """A worker that died outside its own error handling still ends as a notification."""
         if event.state == WorkerState.ERROR and event.worker.node is self:
             self.notify(error_message(event.worker.error), severity="error")
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED) and event.worker.node is self \
+                and event.worker.group in ("ev-run", "ev-score"):
+            self._stop_running()
 
     # --- results ----------------------------------------------------------------------------
 
@@ -461,6 +477,17 @@ class EvaluatePane(Vertical):
             self.query_one("#ev-schemas", DataTable).focus()
         else:
             self.query_one("#ev-model", Input).focus()
+
+    def escape_cancels(self) -> bool:
+        """While an evaluation runs, escape cancels it even from a text field."""
+        return self.has_class("running")
+
+    def focus_main(self) -> None:
+        """Escape from a text field lands here: the results once there are some, else Run."""
+        if self.run_id is not None:
+            self.query_one("#ev-schemas", DataTable).focus()
+        else:
+            self.query_one("#ev-run", Button).focus()
 
     def show_run(self, run_id: int) -> None:
         """Open an evaluation's results (overall, by complexity, by schema)."""
@@ -493,6 +520,11 @@ class EvaluatePane(Vertical):
             if run.get("adapter"):
                 title.append(f" + {Path(str(run['adapter'])).name}")
             title.append(f"  on {Path(str(run.get('data_path') or '?')).name}")
+            ev = self._evaluation_row()
+            decoding = _json(ev.get("decoding")) or config.get("decoding") or {}
+            constrained = ev.get("constrained", config.get("constrained"))
+            title.append(f"  {preset_label(decoding)}: {decoding_mode(decoding)}, "
+                         f"{constrained_label(constrained)}")
             if config.get("protocol") or config.get("prompt_template"):
                 title.append(f"  {config.get('protocol') or 'schemalab'} protocol, template "
                              f"{config.get('prompt_template') or 'schemalab'}", style="dim")
@@ -504,6 +536,11 @@ class EvaluatePane(Vertical):
             line.append(fmt_metric(key, overall.get(key)) + "   ", style="bold")
         line.append(f"n {count_of(overall)}", style="dim")
         self.query_one("#ev-overall", Static).update(Text("\n").join([title, line]))
+
+    def _evaluation_row(self) -> dict:
+        """The evaluations row of the run on show (its decoding and constrained flag)."""
+        rows = self.db.query("SELECT * FROM evaluations WHERE run_id = ?", [self.run_id])
+        return dict(next(iter(rows), None) or {})
 
     def _show_complexity(self, report: dict) -> None:
         table = self.query_one("#ev-complexity", DataTable)
@@ -522,11 +559,14 @@ class EvaluatePane(Vertical):
             shown = f"{header} ▼" if col_key == key else header
             table.add_column(shown, key=col_key)
         for row in rows:
-            cells = [str(row["schema_id"]), str(row.get("n", 0))]
+            cells = [middle_cut(str(row["schema_id"]), 20), str(row.get("n", 0))]
             cells += [fmt_metric(k, row.get(k)) for k, _ in SCHEMA_COLUMNS[2:-1]]
-            cells.append(str(row.get("top_failure") or ""))
+            cells.append(failure_short(row.get("top_failure")))
             table.add_row(*cells, key=str(row["schema_id"]))
         table.border_title = f"sorted by {label}"
+        legend = failure_legend(row.get("top_failure") for row in rows)
+        self.query_one("#ev-legend", Static).update(
+            Text(f"failure (the most common): {legend}", style="dim") if legend else "")
 
     def action_sort(self) -> None:
         """Sort the per-schema table by the next of JSONExact / field F1 / validity / count."""
@@ -558,7 +598,7 @@ class EvaluatePane(Vertical):
         table.add_columns("example", "exact", "field F1", "valid", "failure")
         for index, pred in enumerate(self.predictions):
             table.add_row(
-                str(pred.get("example_id")), yes_no(pred.get("json_exact")),
+                middle_cut(str(pred.get("example_id")), 18), yes_no(pred.get("json_exact")),
                 fmt_ratio(pred.get("field_f1")), yes_no(pred.get("schema_valid")),
                 Text(str(pred.get("failure") or "—"),
                      style="magenta" if pred.get("failure") else "green"),
@@ -601,8 +641,8 @@ class EvaluatePane(Vertical):
             ev = scores.get(run["id"], {})
             config = _json(run.get("config"))
             decoding = preset_label(_json(ev.get("decoding")) or config.get("decoding") or {})
-            if ev.get("constrained") or config.get("constrained"):
-                decoding = f"{decoding}+constrained".lstrip("+")
+            constrained = ev.get("constrained") or config.get("constrained")
+            decoding = f"{decoding}, {'constr.' if constrained else 'unconstr.'}"
             table.add_row(
                 self._mark_label(run["id"]), str(run["id"]), str(run.get("status")),
                 short(str(run.get("model") or ev.get("model") or ""), 20),

@@ -41,16 +41,32 @@ def _display_keys(binding: Binding, app: App) -> str:
     return " / ".join(keys)
 
 
+FOOTER_ONLY = "footer-only"  # binding id of a footer hint that stands for other bindings
+
+
+def _app_keys(bindings: list[Binding], app: App) -> str:
+    """An app action's keys: those that work from any focus first, then those that a text field
+    takes as text (single letters and digits), marked so."""
+    anywhere = [_display_keys(b, app) for b in bindings if b.priority]
+    outside = [_display_keys(b, app) for b in bindings if not b.priority]
+    parts = [" / ".join(anywhere)] if anywhere else []
+    if outside:
+        parts.append(" / ".join(outside) + (" outside text fields" if anywhere else ""))
+    return "; ".join(parts)
+
+
 def collect_actions(app: App, panes: list[tuple[str, str, DOMNode | type]]) -> list[ActionEntry]:
-    """App-wide actions, then each pane's, skipping bindings without a description."""
+    """App-wide actions (one entry per action, all its keys), then each pane's, skipping
+    bindings without a description and footer-only hints."""
     entries: list[ActionEntry] = []
+    by_action: dict[str, list[Binding]] = {}
     for binding in _bindings(app):
-        if binding.description:
-            entries.append(
-                ActionEntry(
-                    "", None, _display_keys(binding, app), binding.description, binding.action, app
-                )
-            )
+        if binding.description and binding.id != FOOTER_ONLY:
+            by_action.setdefault(binding.action, []).append(binding)
+    for action, bindings in by_action.items():
+        entries.append(
+            ActionEntry("", None, _app_keys(bindings, app), bindings[0].description, action, app)
+        )
     for pane_id, title, widget in panes:
         for binding in _bindings(widget):
             if binding.description:
@@ -68,10 +84,10 @@ def collect_actions(app: App, panes: list[tuple[str, str, DOMNode | type]]) -> l
 
 
 class HelpScreen(ModalScreen[None]):
-    """A table of every binding; any of escape, q or ? closes it."""
+    """A table of every binding; any of escape, q, ? or F1 closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss_help", "Close")
+        Binding("escape,q,question_mark,f1", "dismiss_help", "Close")
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -89,11 +105,15 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("[b]SchemaLab keys[/b]  (ctrl+p: command palette · escape closes)")
+            yield Label(
+                "[b]SchemaLab keys[/b]  (ctrl+p: command palette · escape closes)\n"
+                "Inside a text field letters and digits are text: use alt+1…5 and F1 there, or "
+                "escape to leave the field. A pane's keys work while focus is in that pane."
+            )
             table = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("Where", "Key", "Action")
             for entry in self.entries:
-                table.add_row(entry.pane or "everywhere", entry.keys, entry.description)
+                table.add_row(entry.pane or "app", entry.keys, entry.description)
             yield table
 
     def action_dismiss_help(self) -> None:

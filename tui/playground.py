@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -25,7 +25,15 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.adapters import AUTO, AdapterChoice, AdapterPicker, resolve_template, template_options
-from tui.results import DiffView, error_message, short, yes_no
+from tui.results import (
+    DiffView,
+    constrained_label,
+    error_message,
+    preset_mode,
+    short,
+    yes_no,
+)
+from tui.widgets import StateCheckbox, TextInput
 
 SIDES = ("a", "b")
 FALLBACK_PRESETS = ("greedy", "loop-guard")
@@ -87,14 +95,14 @@ class PlaygroundColumn(Vertical):
         side = self.side
         default = "greedy" if "greedy" in self.presets else self.presets[0]
         with Horizontal(classes="settings"):
-            yield Input("tiny", placeholder="model", id=f"model-{side}", compact=True)
-            yield Input(placeholder="adapter: run id or path", id=f"adapter-{side}", compact=True)
+            yield TextInput("tiny", placeholder="model", id=f"model-{side}", compact=True)
+            yield TextInput(placeholder="adapter: run id or path", id=f"adapter-{side}", compact=True)
         with Horizontal(classes="settings"):
             yield Select(
                 [(p, p) for p in self.presets], value=default, allow_blank=False,
                 id=f"preset-{side}", compact=True,
             )
-            yield Checkbox(
+            yield StateCheckbox(
                 "constrained", self.initial_constrained, id=f"constrained-{side}", compact=True
             )
         with Horizontal(classes="settings"):
@@ -107,6 +115,21 @@ class PlaygroundColumn(Vertical):
             yield Static("", id=f"output-{side}", classes="output")
         yield Static("", id=f"status-{side}", classes="status")
         yield DiffView("", id=f"diff-{side}")
+
+    def on_mount(self) -> None:
+        self.update_title()
+
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _settings_changed(self, event) -> None:
+        self.update_title()
+
+    def update_title(self) -> None:
+        """The border says how this column decodes: greedy or sampling, constrained or not."""
+        _, _, preset, constrained = self.settings()
+        self.border_title = (
+            f"Column {self.side.upper()} · {preset_mode(preset)} · {constrained_label(constrained)}"
+        )
 
     def settings(self) -> tuple[str, str, str, bool]:
         side = self.side
@@ -187,9 +210,10 @@ class ExamplePicker(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Data set (enter opens it), then an example (enter uses it); escape closes")
+            yield Label("Data set (enter opens it), then an example (enter uses it; type to "
+                        "filter); escape closes")
             yield OptionList(id="picker-sets")
-            yield Input(placeholder="filter: id, schema or text", id="picker-filter", compact=True)
+            yield TextInput(placeholder="filter: id, schema or text", id="picker-filter", compact=True)
             yield OptionList(id="picker-examples")
 
     def on_mount(self) -> None:
@@ -244,6 +268,24 @@ class ExamplePicker(ModalScreen):
         self._fill_examples()
         self.query_one("#picker-examples", OptionList).focus()
 
+    def on_key(self, event: events.Key) -> None:
+        """Typing on the example list goes to the filter, so a user can just type an id."""
+        listing = self.query_one("#picker-examples", OptionList)
+        if self.focused is listing and event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            field = self.query_one("#picker-filter", Input)
+            field.insert_text_at_cursor(event.character)
+            field.focus()
+
+    @on(Input.Submitted, "#picker-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter picks the first example shown."""
+        event.stop()
+        listing = self.query_one("#picker-examples", OptionList)
+        if listing.option_count:
+            self.dismiss(self.examples[int(listing.get_option_at_index(0).id)])
+
     @on(Input.Changed, "#picker-filter")
     def _filter(self, event: Input.Changed) -> None:
         event.stop()
@@ -297,10 +339,12 @@ class PlaygroundPane(Vertical):
 
     @dataclass
     class Piece(Message):
-        """Text decoded by one column since its last piece."""
+        """Text decoded by one column since its last piece, with the count so far."""
 
         side: str
         text: str
+        n_tokens: int = 0  # pieces streamed so far (one per token, whole characters only)
+        seconds: float = 0.0  # since decoding started
 
     @dataclass
     class Status(Message):
@@ -346,10 +390,10 @@ class PlaygroundPane(Vertical):
         presets = preset_names()
         with Horizontal(id="pg-top"):
             yield Label("schema")
-            yield Input(placeholder="schema id", id="pg-schema", compact=True)
+            yield TextInput(placeholder="schema id", id="pg-schema", compact=True)
             yield Static("typed prompt (ctrl+o picks a data set example)", id="pg-example")
             yield Label("max tokens")
-            yield Input(placeholder="preset", type="integer", id="pg-max-tokens", compact=True)
+            yield TextInput(placeholder="preset", type="integer", id="pg-max-tokens", compact=True)
             yield Button("Generate", id="pg-generate", variant="primary", compact=True)
             yield Button("Cancel", id="pg-cancel", compact=True)
         yield TextArea(id="pg-prompt", placeholder="Text to extract JSON from", compact=True)
@@ -361,6 +405,15 @@ class PlaygroundPane(Vertical):
     def on_resize(self) -> None:
         # Below 100 columns the columns shrink side by side; the prompt gives them rows.
         self.set_class(self.size.width < 100 or self.size.height < 30, "narrow")
+
+    def escape_cancels(self) -> bool:
+        """While a column decodes, escape cancels even from a text field."""
+        return any(w.is_running and w.node is self and w.group in ("col-a", "col-b")
+                   for w in self.workers)
+
+    def focus_main(self) -> None:
+        """The pane's main non-text widget (escape from a text field lands here): Generate."""
+        self.query_one("#pg-generate", Button).focus()
 
     def column(self, side: str) -> PlaygroundColumn:
         return self.query_one(f"#col-{side}", PlaygroundColumn)
@@ -522,12 +575,13 @@ class PlaygroundPane(Vertical):
                 if worker.is_cancelled:
                     cancel.set()
                     break
-                if time.perf_counter() - last_post >= POST_EVERY_S:
-                    self.post_message(self.Piece(side, "".join(pending)))
-                    pending, last_post = [], time.perf_counter()
+                now = time.perf_counter()
+                if now - last_post >= POST_EVERY_S:
+                    self.post_message(self.Piece(side, "".join(pending), len(pieces), now - started))
+                    pending, last_post = [], now
             elapsed = time.perf_counter() - started
             if pending:
-                self.post_message(self.Piece(side, "".join(pending)))
+                self.post_message(self.Piece(side, "".join(pending), len(pieces), elapsed))
             # The engine's own count and time for the answer; pieces as a fallback.
             last = getattr(generator, "last", None)
             n_tokens = getattr(last, "n_tokens", None) or len(pieces)
@@ -580,7 +634,11 @@ class PlaygroundPane(Vertical):
     # --- handlers own the widgets -----------------------------------------------------------
 
     def on_playground_pane_piece(self, message: Piece) -> None:
-        self.column(message.side).append(message.text)
+        column = self.column(message.side)
+        column.append(message.text)
+        if message.n_tokens:
+            rate = message.n_tokens / message.seconds if message.seconds > 0 else 0.0
+            column.set_status(Text(f"streaming… {message.n_tokens} tokens · {rate:.1f} tok/s"))
 
     def on_playground_pane_status(self, message: Status) -> None:
         self.column(message.side).set_status(Text(message.text))

@@ -108,6 +108,53 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+# Failure categories in a word each, for narrow columns (a legend says what they stand for).
+FAILURE_SHORT = {
+    "truncated": "trunc",
+    "unparseable": "unparse",
+    "schema_violation": "schema",
+    "missing_field": "missing",
+    "extra_field": "extra",
+    "wrong_type": "type",
+    "wrong_value": "value",
+}
+
+
+def failure_short(failure: str | None) -> str:
+    return FAILURE_SHORT.get(failure or "", failure or "")
+
+
+def failure_legend(failures) -> str:
+    """`schema = schema_violation, value = wrong_value` for the abbreviations in `failures`."""
+    present = set(failures)
+    used = [f for f in FAILURE_SHORT if f in present]
+    return ", ".join(f"{FAILURE_SHORT[f]} = {f}" for f in used)
+
+
+def decoding_mode(decoding: dict | None) -> str:
+    """`greedy` or `sampling T=0.7` from a decoding config mapping; `?` when unknown."""
+    if not decoding:
+        return "?"
+    if not decoding.get("do_sample"):
+        return "greedy"
+    temperature = decoding.get("temperature")
+    return f"sampling T={temperature:g}" if isinstance(temperature, (int, float)) else "sampling"
+
+
+def preset_mode(preset: str) -> str:
+    """`greedy` or `sampling T=…` for a decoding preset's name (from the engine's presets)."""
+    try:
+        from engine.decoding import PRESETS
+    except ImportError:
+        return "greedy" if preset == "greedy" else "?"
+    cfg = PRESETS.get(preset)
+    return decoding_mode(cfg.to_dict()) if cfg is not None else "?"
+
+
+def constrained_label(constrained: Any) -> str:
+    return "constrained" if constrained else "unconstrained"
+
+
 def short(value: Any, width: int = 40) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text.replace("\n", " ")
@@ -126,7 +173,7 @@ def diff_table(diff: Iterable[dict] | None, parse_error: str | None = None) -> T
     table.add_column("path", ratio=3, overflow="fold")
     table.add_column("expected", ratio=3, overflow="fold")
     table.add_column("got", ratio=3, overflow="fold")
-    table.add_column("kind", ratio=2, min_width=10)
+    table.add_column("kind", width=11, no_wrap=True)  # fixed: wrong_value is never cut
     for row in rows:
         kind = Text(str(row.get("kind", "")), style="yellow")
         if row.get("message"):  # a schema error: its message says what is wrong

@@ -145,7 +145,15 @@ class RunsPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#run-summary", Static).update("No runs yet.")
         self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
+        # Polls the run log only while the pane is on screen (paused on Hide, resumed on Show).
+        self._poll = self.set_interval(REFRESH_S, self.action_refresh, name="runs-poll")
+
+    def on_show(self) -> None:
+        self._poll.resume()
+        self.action_refresh()
+
+    def on_hide(self) -> None:
+        self._poll.pause()
 
     def focus_default(self) -> None:
         self.query_one("#runs-table", DataTable).focus()
@@ -169,9 +177,12 @@ class RunsPane(Vertical):
         self.post_message(self.Loaded(runs))
 
     def on_runs_pane_loaded(self, message: Loaded) -> None:
+        runs = {run["id"]: run for run in message.runs}
+        if runs == self.runs and self.query_one("#runs-table", DataTable).row_count == len(runs):
+            return  # nothing changed: keep the table (and the cursor) as they are
         table = self.query_one("#runs-table", DataTable)
         selected = self.selected_run_id()
-        self.runs = {run["id"]: run for run in message.runs}
+        self.runs = runs
         table.clear()
         for run in message.runs:
             status = run["status"]

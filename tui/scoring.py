@@ -14,6 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
+from tui.widgets import TextInput
+
 PROTOCOLS = ("schemalab", "edgejson")  # when engine.protocols does not list them
 
 
@@ -64,11 +66,11 @@ class ScoreScreen(ModalScreen["ScoreRequest | None"]):
                         "line. Enter scores, escape cancels.")
             with Horizontal(classes="row"):
                 yield Label("predictions")
-                yield Input(self.predictions, placeholder="predictions.jsonl",
+                yield TextInput(self.predictions, placeholder="predictions.jsonl",
                             id="score-predictions", compact=True)
             with Horizontal(classes="row"):
                 yield Label("data")
-                yield Input(self.data, placeholder="data set .jsonl", id="score-data",
+                yield TextInput(self.data, placeholder="data set .jsonl", id="score-data",
                             compact=True)
             with Horizontal(classes="row"):
                 yield Label("protocol")

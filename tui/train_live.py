@@ -103,6 +103,7 @@ class LiveView(Vertical, can_focus=True):
         run: dict | None
         rows: list[dict]
         best: dict | None = None
+        n_checkpoints: int = 0
 
     def __init__(self, db_path: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -113,6 +114,8 @@ class LiveView(Vertical, can_focus=True):
         self.status: str | None = None
         self.series: dict[str, dict[int, float]] = {}
         self.show_lr = False
+        self.n_checkpoints = 0  # checkpoints on disk: resume needs one
+        self.cancel_sent_for: int | None = None  # the run a cancel was sent to
         self._done = False  # the run has ended and its last rows are read
 
     def compose(self) -> ComposeResult:
@@ -138,8 +141,25 @@ class LiveView(Vertical, can_focus=True):
     def attach(self, run_id: int) -> None:
         self.run_id, self.run, self.status, self.best = run_id, None, None, None
         self.series = {}
+        self.n_checkpoints = 0
         self._done = False
         self._tick()
+
+    def can_cancel(self) -> bool:
+        """A run is on show that is running, or not read yet (just re-attached): the engine
+        reads its status again before it signals anything."""
+        return self.run_id is not None and self.status in (None, "running")
+
+    def can_resume(self) -> bool:
+        """A stopped run with a checkpoint to continue from."""
+        return (self.run_id is not None and self.n_checkpoints > 0
+                and self.status in ("cancelled", "failed", "interrupted"))
+
+    def cancel_requested(self, run_id: int) -> None:
+        """A cancel went to `run_id`: say so until the run stops."""
+        if run_id == self.run_id:
+            self.cancel_sent_for = run_id
+            self._draw_text()
 
     def toggle_lr(self) -> None:
         self.show_lr = not self.show_lr
@@ -166,12 +186,13 @@ class LiveView(Vertical, can_focus=True):
                 # run log without it simply has no best to show.
                 best_checkpoint = getattr(runlog, "best_checkpoint", None)
                 best = best_checkpoint(db, run_id) if best_checkpoint else None
+                saved = [c for c in runlog.checkpoints(db, run_id) if Path(c["path"]).is_dir()]
             finally:
                 db.conn.close()
         except Exception as exc:  # noqa: BLE001 - a busy or damaged log; try again next tick
             self.log.warning(f"tailing run {run_id}: {exc}")
             return
-        self.post_message(self.Tailed(run_id, run, rows, best))
+        self.post_message(self.Tailed(run_id, run, rows, best, len(saved)))
 
     def on_live_view_tailed(self, message: Tailed) -> None:
         if message.run_id != self.run_id:
@@ -180,6 +201,7 @@ class LiveView(Vertical, can_focus=True):
             self.series.setdefault(row["name"], {})[row["step"]] = row["value"]
         self.run = message.run
         self.best = message.best
+        self.n_checkpoints = message.n_checkpoints
         self.status = message.run["status"] if message.run else "deleted"
         # Rows are written before a run is closed, so one read after the end has them all.
         self._done = self.status != "running"
@@ -214,9 +236,12 @@ class LiveView(Vertical, can_focus=True):
             if cfg.get("train_data")
             else ""
         )
+        status = self.status or "…"
+        if self.status == "running" and self.cancel_sent_for == self.run_id:
+            status = "cancelling (saving a checkpoint)"
         title = [
             f"[b]Run #{self.run_id}[/b]",
-            f"[{style}]{self.status or '…'}[/]",
+            f"[{style}]{escape(status)}[/]" if style else escape(status),
             escape(str(cfg.get("model", run.get("model") or ""))),
             escape(data),
         ]
@@ -230,7 +255,11 @@ class LiveView(Vertical, can_focus=True):
         total = self._latest("total_steps")
         step = max(self.series.get("train_loss", {0: 0}))
         bar = self.query_one("#live-progress", ProgressBar)
-        bar.update(total=total or None, progress=step)
+        if total or self.status in (None, "running"):
+            bar.update(total=total or None, progress=step)
+        else:
+            # Ended before its step count was known: a still bar, not an endless animation.
+            bar.update(total=max(step, 1), progress=step)
         parts = [f"step {step}/{int(total) if total else '?'}"]
         for name, fmt in (
             ("epoch", "epoch {:.2f}"),

@@ -1,6 +1,7 @@
-"""Small widgets and helpers shared by the panes: a JSON viewer that highlights a path, a yes/no
-modal, and formatting of times and durations taken from stored values (never from "now", so the
-same run log always renders the same way)."""
+"""Small widgets and helpers shared by the panes: a text field that never selects its text on
+focus, a checkbox whose state shows without colour, a progress bar that is idle when unused, a
+JSON viewer that highlights a path, yes/no and text modals, and formatting of times and durations
+taken from stored values (never from "now", so the same run log always renders the same way)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,102 @@ from typing import Any, ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widget import Widget
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Input,
+    Label,
+    ProgressBar,
+    Static,
+    TextArea,
+)
 
-# Background of the lines that hold the path a finding points at.
-HIGHLIGHT_STYLE = "bold on #5f1f1f"
+# The lines that hold the path a finding points at: a red background, plus bold and underline so
+# the highlight survives NO_COLOR (which drops colours but keeps text attributes).
+HIGHLIGHT_STYLE = "bold underline on #5f1f1f"
+
+
+class TextInput(Input):
+    """An Input that keeps its text when focused: Textual's default selects all of it on focus,
+    so the next key typed would replace the value. Use this for every text field."""
+
+    def __init__(self, *args, select_on_focus: bool = False, **kwargs) -> None:
+        super().__init__(*args, select_on_focus=select_on_focus, **kwargs)
+
+
+class StateCheckbox(Checkbox):
+    """A Checkbox whose box shows its state by shape, not only by colour: `X` when checked and
+    blank when not (Textual draws the same X for both, so NO_COLOR shows no difference)."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # overrides Textual's class attribute
+        return "X" if self.value else " "
+
+
+class QuietProgressBar(ProgressBar):
+    """A ProgressBar that costs nothing while idle: it starts determinate (Textual's default,
+    total None, animates 15 times a second even while hidden) and has no once-a-second refresh
+    (that only serves the ETA, which panes do not show). Show progress with
+    `update(total=None)` or `update(total=n, progress=k)`, and end with stop_progress()."""
+
+    def __init__(self, *args, total: float | None = 100, show_eta: bool = False, **kwargs):
+        super().__init__(*args, total=total, show_eta=show_eta, **kwargs)
+
+    def on_mount(self, event: events.Mount) -> None:
+        if not self.show_eta:
+            event.prevent_default()  # skips ProgressBar's set_interval(1, update)
+            self.update()
+
+
+class AppKeysFirstFooter(Footer):
+    """The footer with the app's own keys (panes, help, quit) first: at 80 columns a pane's keys
+    fill the row, and the keys that work from any focus must never be the ones cut off.
+
+    It also fixes a leak in Textual's Footer: every recompose (each focus change and each
+    refresh_bindings, e.g. a live view's once-a-second tick) data-binds each new key to the
+    footer's `compact`, adding a watcher that is never removed (watchers are pruned only when
+    `compact` changes), and each new watcher scans all the old ones. After 15 minutes an idle
+    session spent most of a core there and tab switches took seconds. Keys here get `compact`
+    set directly instead (it never changes in this app)."""
+
+    FIRST = ("alt+1", "f1", "ctrl+q")
+
+    def compose(self) -> ComposeResult:
+        widgets = list(super().compose())
+        for widget in widgets:
+            connect = getattr(widget, "_reactive_connect", None)
+            if connect and set(connect) == {"compact"}:
+                widget._reactive_connect = None  # no watcher on the footer
+                widget.set_reactive(type(widget).compact, self.compact)
+                widget.set_class(self.compact, "-compact")
+        first = [w for w in widgets if getattr(w, "key", None) in self.FIRST]
+        yield from sorted(first, key=lambda w: self.FIRST.index(w.key))
+        yield from (w for w in widgets if w not in first)
+
+
+def stop_progress(bar) -> None:
+    """Park a ProgressBar at a fixed 0%. An indeterminate bar (total None, Textual's default)
+    redraws 15 times a second even while hidden, so a bar that is not in use must never be
+    left indeterminate."""
+    bar.update(total=100, progress=0)
+
+
+def is_text_field(widget: Widget | None) -> bool:
+    """Whether `widget` takes printable keys as text (so single-letter keys cannot be bindings)."""
+    return isinstance(widget, (Input, TextArea))
+
+
+def keep_text_on_focus(root: Widget) -> None:
+    """Turn off select-on-focus for every Input under `root` (for panes built with plain Inputs)."""
+    for field in root.query(Input):
+        field.select_on_focus = False
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -33,6 +122,15 @@ def open_db(path: str):
 
     with _CONNECT_LOCK:
         return runlog.connect(path)
+
+
+def middle_cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut in the middle (`sample_…_0001`): ids differ
+    at their ends, so both ends stay readable."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def format_time(ts: float | None) -> str:
@@ -227,11 +325,9 @@ class PathScreen(ModalScreen["str | None"]):
         self.value = value
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import Input
-
         with Vertical():
             yield Label(f"{self.title_text}  (enter: ok, escape: cancel)")
-            yield Input(self.value, id="path-input")
+            yield TextInput(self.value, id="path-input")
 
     def on_input_submitted(self, event) -> None:
         event.stop()

@@ -84,9 +84,15 @@ def _err(message: str) -> None:
 def _preflight(cfg, card_gb: float) -> bool:
     """Print the too-long report and the memory estimate; False when training cannot start."""
     from engine.memory import estimate_memory
-    from engine.models import ModelError, load_tokenizer
+    from engine.models import ModelError, load_tokenizer, model_problems
     from engine.train.data import DataError, length_report
 
+    # The model resolves here and has the target modules: checked before anything loads.
+    problems = model_problems(cfg.model, cfg.target_modules)
+    for problem in problems:
+        _err(problem)
+    if problems:
+        return False
     try:
         report = length_report(cfg, load_tokenizer(cfg.model))
     except (ModelError, DataError) as exc:
@@ -139,15 +145,20 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     if args.check:
         return 0
-    if args.detach:
-        run_id = process.launch_detached(cfg, args.db)
-        out = runlog.get_run(runlog.connect(args.db), run_id)["out_dir"]
-        print(f"started run {run_id} in the background; log: {out}/train.log", file=sys.stderr)
-        print(run_id)
-        return 0
-    return _foreground(
-        args, lambda prog, log: process.run_foreground(cfg, args.db, progress=prog, log=log)
-    )
+    try:
+        if args.detach:
+            run_id = process.launch_detached(cfg, args.db)
+            out = runlog.get_run(runlog.connect(args.db), run_id)["out_dir"]
+            print(f"started run {run_id} in the background; log: {out}/train.log",
+                  file=sys.stderr)
+            print(run_id)
+            return 0
+        return _foreground(
+            args, lambda prog, log: process.run_foreground(cfg, args.db, progress=prog, log=log)
+        )
+    except process.RunError as exc:  # e.g. an out_dir that another run owns
+        _err(str(exc))
+        return 2
 
 
 def _foreground(args, start) -> int:

@@ -111,6 +111,7 @@ def print_table(report, run_id, db_path) -> None:
         f"[red]{sev['error']} errors[/], [yellow]{sev['warning']} warnings[/], "
         f"{sev['info']} notes"
     )
+    console.print(report.comparison_note(), markup=False, highlight=False, soft_wrap=True)
     counts = Table(title="Findings by kind")
     counts.add_column("kind")
     for s in ("error", "warning", "info"):

@@ -45,7 +45,7 @@ class TrainConfig:
     val_data: str | None = None  # a separate validation file; else a slice of train_data
     val_fraction: float = 0.05  # held-out slice of train_data when val_data is not given
     schemas_dir: str | None = None  # default: `schemas/` beside the data file
-    out_dir: str | None = None  # default: outputs/run-<id> beside runs.db
+    out_dir: str | None = None  # default: <db stem>-outputs/run-<id> beside the run log
     name: str | None = None
     lora_r: int = 16
     lora_alpha: int = 32

@@ -22,7 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine import runlog
-from engine.paths import REPO_ROOT
+from engine.paths import (
+    REPO_ROOT,
+    OutputsTaken,
+    claim_run_dir,
+    default_run_dir,
+    owner_problem,
+    run_identity,
+)
 from engine.train.config import ConfigError, TrainConfig, config_from_dict, save_config
 
 OOM_HINT = (
@@ -35,22 +42,53 @@ class RunError(Exception):
     """A run that cannot be started, resumed or cancelled as asked; the message says why."""
 
 
-def default_out_dir(db_path: str | Path, run_id: int) -> Path:
-    return Path(db_path).resolve().parent / "outputs" / f"run-{run_id}"
+def default_out_dir(db_path: str | Path, run_id: int, started: float | None = None) -> Path:
+    """Where a run's outputs go unless its config names a folder: beside its run log
+    (`runs.db` -> `runs-outputs/run-N`), never a folder another run owns."""
+    return default_run_dir(db_path, run_id, run_identity(db_path, run_id, started))
+
+
+def _identity(db_path: str | Path, run: dict) -> dict:
+    return run_identity(db_path, run["id"], run.get("started"))
 
 
 def create_train_run(cfg: TrainConfig, db_path: str | Path) -> tuple[int, TrainConfig]:
-    """A `running` run row holding the resolved config (with its out_dir filled in)."""
+    """A `running` run row holding the resolved config (with its out_dir filled in). An explicit
+    out_dir must be new or empty: a folder holding another run's files is refused."""
+    if cfg.out_dir:
+        problem = owner_problem(Path(cfg.out_dir).resolve(), {})
+        if problem:
+            raise RunError(f"out_dir: {problem}; choose a new folder (or leave out_dir unset)")
     db = runlog.connect(db_path)
     run_id = runlog.create_run(
         db, "train", cfg.to_dict(), model=cfg.model, data_path=cfg.train_data, name=cfg.name
     )
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else default_out_dir(db_path, run_id)
-    cfg = replace(cfg, out_dir=str(out_dir.resolve()))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    identity = _identity(db_path, runlog.get_run(db, run_id))
+    out_dir = Path(cfg.out_dir).resolve() if cfg.out_dir else default_run_dir(
+        db_path, run_id, identity
+    )
+    try:
+        claim_run_dir(out_dir, identity)
+    except OutputsTaken as exc:  # taken between the check and the claim
+        runlog.finish_run(db, run_id, "failed", error=str(exc))
+        raise RunError(str(exc)) from exc
+    cfg = replace(cfg, out_dir=str(out_dir))
     save_config(cfg, out_dir / "config.yaml")
     runlog.update_run(db, run_id, config=cfg.to_dict(), out_dir=cfg.out_dir)
     return run_id, cfg
+
+
+def run_out_dir(db_path: str | Path, run: dict) -> Path:
+    """The output folder recorded for a run, claimed for it (a folder recorded before owner
+    files existed is adopted); raises RunError when another run owns it."""
+    identity = _identity(db_path, run)
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    folder = run.get("out_dir") or config.get("out_dir")
+    folder = folder or default_run_dir(db_path, run["id"], identity)
+    try:
+        return claim_run_dir(folder, identity, adopt=True)
+    except OutputsTaken as exc:
+        raise RunError(f"run {run['id']}: {exc}") from exc
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -127,6 +165,12 @@ def execute(
     )
     stop = stop or threading.Event()
     try:
+        out_dir = run_out_dir(db_path, run)
+    except RunError as exc:
+        runlog.finish_run(db, run_id, "failed", error=str(exc))
+        log(str(exc))
+        return "failed"
+    try:
         cfg = config_from_dict(run["config"])
         resume_from = _resume_point(db, run_id) if resume else None
         with _Signals(stop, log, catch_int):
@@ -134,7 +178,7 @@ def execute(
                 cfg,
                 db,
                 run_id,
-                Path(cfg.out_dir or default_out_dir(db_path, run_id)),
+                out_dir,
                 resume_from=resume_from,
                 stop=stop,
                 progress=progress,
@@ -223,7 +267,11 @@ def _check_resumable(db_path: str | Path, run_id: int) -> dict:
 def resume_detached(db_path: str | Path, run_id: int) -> int:
     """Continue a cancelled, failed or interrupted run from its last checkpoint, detached."""
     run = _check_resumable(db_path, run_id)
-    out_dir = Path(run["out_dir"] or default_out_dir(db_path, run_id))
+    try:
+        out_dir = run_out_dir(db_path, run)
+    except RunError as exc:
+        runlog.finish_run(runlog.connect(db_path), run_id, run["status"], error=str(exc))
+        raise
     _spawn(db_path, run_id, out_dir, resume=True)
     return run_id
 
@@ -271,8 +319,14 @@ def main(argv: list[str] | None = None) -> int:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if v is not None)
             log(f"step {step}/{total} {shown}")
 
+    # A cancel can arrive while torch is still importing or the model loading (seconds): keep
+    # it, so the run stops with a checkpoint at its first step instead of dying unrecorded.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     log(f"run {args.run_id}: pid {os.getpid()}, db {args.db}")
-    status = execute(args.db, args.run_id, resume=args.resume, progress=progress, log=log)
+    status = execute(
+        args.db, args.run_id, resume=args.resume, progress=progress, log=log, stop=stop
+    )
     log(f"run {args.run_id} ended: {status}")
     return 0 if status in ("completed", "cancelled") else 1
 
