@@ -30,6 +30,7 @@ of the new characters per row and, only on rows with a flag, a few vocabulary-wi
 from __future__ import annotations
 
 import re
+from typing import Any
 
 DUP_LIMIT = 3  # EdgeJSON v3 answers repeat an item at most twice in one array ([{}, {}, {}, ...])
 MIN_ITEMS = 8
@@ -104,6 +105,24 @@ class TokenTable:
                     comma[mode, k, token_id] = True
         self.quote, self.number, self.comma = (t.to(device) if device is not None else t
                                                for t in (quote, number, comma))
+        self.texts = texts
+        self._repeat_masks: dict[str, Any] = {}
+
+    def repeating(self, unit: str):
+        """Tokens whose text continues `unit` repeated (a non-empty piece of it, twice over):
+        forbidden when a looping string cannot close because its pattern does not allow a quote
+        yet (an email stuck before its `@`). Built once per unit, only when needed."""
+        import torch
+
+        mask = self._repeat_masks.get(unit)
+        if mask is None:
+            cycle = unit * 2
+            mask = torch.zeros(self.quote.shape[0], dtype=torch.bool)
+            mask[: len(self.texts)] = torch.tensor(
+                [bool(t.strip()) and t in cycle for t in self.texts], dtype=torch.bool)
+            mask = mask.to(self.quote.device)
+            self._repeat_masks[unit] = mask
+        return mask
 
 
 def token_texts(tokenizer, vocab_size: int | None = None) -> list[str]:
@@ -146,7 +165,8 @@ def repeated_tail(text: str, min_len: int = REPEAT_MIN, times: int = REPEAT_TIME
 
 
 class _Frame:
-    __slots__ = ("array", "count", "done", "dups", "expect_key", "flagged", "items", "start")
+    __slots__ = ("array", "count", "done", "dups", "expect_key", "flagged", "items", "keys",
+                 "start")
 
     def __init__(self, array: bool, start: int):
         self.array = array
@@ -157,6 +177,7 @@ class _Frame:
         self.dups = 0
         self.flagged = False
         self.expect_key = True  # objects: the next string is a key
+        self.keys: set[str] = set()  # objects: the keys written so far
 
 
 class JsonScanner:
@@ -177,6 +198,7 @@ class JsonScanner:
         self.string_start = 0
         self.string_is_value = False
         self.string_forced = False
+        self.repeat_unit: str | None = None  # the text a forced string was repeating
         self.number_len = 0  # characters of the number being written (0: not in a number)
         self.number_forced = False
         self.n_flagged = 0
@@ -199,9 +221,12 @@ class JsonScanner:
                     top = self.stack[-1] if self.stack else None
                     if top is not None and top.array:
                         self._item(top, self.text[top.start : i + 1].strip())
+                    elif top is not None and top.expect_key:
+                        self._key(top, self.text[self.string_start : i])
             elif ch == '"':
                 top = self.stack[-1] if self.stack else None
                 self.in_string, self.escaped, self.string_forced = True, False, False
+                self.repeat_unit = None
                 self.string_start = i + 1
                 self.string_is_value = top is not None and (top.array or not top.expect_key)
             elif ch in "{[":
@@ -257,6 +282,13 @@ class JsonScanner:
         if frame.dups >= DUP_LIMIT:
             self._flag(frame, f"array repeats items ({frame.dups} repeats in {frame.count})")
 
+    def _key(self, frame: _Frame, key: str) -> None:
+        """An object writing a key it already holds is looping (the grammar lets a key repeat):
+        flag it, so that its separator is forbidden and it closes after this member."""
+        if key in frame.keys and not frame.flagged:
+            self._flag(frame, f"object repeats key {key!r}")
+        frame.keys.add(key)
+
     def _flag(self, frame: _Frame, reason: str) -> None:
         frame.flagged = True
         self.n_flagged += 1
@@ -273,6 +305,7 @@ class JsonScanner:
             if tail is None or tail in self.prompt:
                 return
             reason = f"string repeats {tail[-REPEAT_MIN * 2:]!r}"
+            self.repeat_unit = tail[: len(tail) // REPEAT_TIMES]
         self.string_forced = True
         self.fired += 1
         self.reasons.append(reason)
@@ -338,15 +371,18 @@ class LoopGuard:
         whose restriction would leave no token allowed keeps its grammar-masked logits."""
         import torch
 
-        picked, allows = [], []
+        picked, allows, fallbacks = [], [], []
         for i, row in enumerate(rows):
             scanner = self.scanners[row]
             restriction = scanner.restriction() if scanner is not None else None
             if restriction is None:
                 continue
             mode, depths, end = restriction
+            fallback = None
             if end == "string":
                 allow = self.table.quote.clone()
+                if scanner.repeat_unit:
+                    fallback = ~self.table.repeating(scanner.repeat_unit)
             elif end == "number":
                 allow = ~self.table.number
             else:
@@ -355,13 +391,19 @@ class LoopGuard:
                 allow &= ~self.table.comma[mode, k]
             picked.append(i)
             allows.append(allow)
+            fallbacks.append(allow if fallback is None else fallback)
         if not picked:
             return
         index = torch.tensor(picked, device=logits.device)
-        allow = torch.stack(allows).to(logits.device)
-        width = min(allow.shape[1], logits.shape[1])
         before = logits[index]
-        after = before.clone()
-        after[:, :width] = before[:, :width].masked_fill(~allow[:, :width], float("-inf"))
-        ok = torch.isfinite(after).any(dim=-1, keepdim=True)
-        logits[index] = torch.where(ok, after, before)
+        width = min(allows[0].shape[0], logits.shape[1])
+
+        def masked(allowed):
+            out = before.clone()
+            out[:, :width] = before[:, :width].masked_fill(~allowed[:, :width], float("-inf"))
+            return out, torch.isfinite(out).any(dim=-1, keepdim=True)
+
+        after, ok = masked(torch.stack(allows).to(logits.device))
+        # A string that may not close yet (its pattern needs more) must at least stop repeating.
+        second, ok2 = masked(torch.stack(fallbacks).to(logits.device))
+        logits[index] = torch.where(ok, after, torch.where(ok2, second, before))

@@ -135,6 +135,19 @@ def test_repeated_array_items_forbid_the_separator(generator):
     assert scanner.restriction() is None  # the flagged array is closed
 
 
+def test_repeated_object_key_closes_the_object(generator):
+    tok = generator.tokenizer
+    # Seen on EdgeJSON: `"errors": [...], "errors": [...], ...` until the token cap.
+    scanner = scan('{"meta": {"errors": [{"m": "x"}], "version": "1", "errors": [', tok=tok)
+    assert scanner.fired == 1 and "repeats key 'errors'" in scanner.reasons[0]
+    assert scanner.restriction() == (0, [1], "")  # no separator in `meta` once this value ends
+    scanner.feed('{"m": "x"}]}')
+    assert scanner.restriction() is None  # the looping object is closed
+    # The same key in sibling objects is no loop.
+    fine = scan('{"xs": [{"a": 1, "b": 2}, {"a": 1, "b": 3}], "a": 1', tok=tok)
+    assert fine.fired == 0 and fine.restriction() is None
+
+
 def test_repeating_string_allows_only_the_closing_quote(generator):
     tok = generator.tokenizer
     scanner = scan('{"note": "la la land la la land la la land', tok=tok)
@@ -216,3 +229,31 @@ def test_guard_masks_logits_and_never_leaves_none(generator):
     logits = torch.zeros((2, vocab))
     guard.apply(logits, [1, 2])
     assert logits[0, comma] == float("-inf") and torch.all(logits[1] == 0.0)
+
+
+def test_a_looping_string_that_may_not_close_yet_stops_repeating(generator):
+    """An email stuck before its `@` (the pattern forbids the closing quote): seen on EdgeJSON as
+    `"reveal_range_range_range...` until the token cap. The guard then forbids the pieces of the
+    repeat instead, so the model must write something else (the `@`)."""
+    import torch
+
+    from engine.loopguard import LoopGuard
+
+    tok, vocab = generator.tokenizer, generator.vocab_size
+    prompt = "Meeting with Jean Gray (christian38@example.net) about the range. " * 3
+    guard = LoopGuard(tok, [True], [prompt], vocab)
+    for t in tok('{"email": "reveal' + "_range" * 6, add_special_tokens=False)["input_ids"]:
+        guard.feed(0, tok.decode([t]))
+    scanner = guard.scanners[0]
+    assert scanner.restriction() == (1, [], "string") and scanner.repeat_unit
+    repeat = tok("_range", add_special_tokens=False)["input_ids"][0]
+    at = tok("@", add_special_tokens=False)["input_ids"][0]
+    logits = torch.full((1, vocab), float("-inf"))
+    logits[0, repeat], logits[0, at] = 5.0, 1.0  # the grammar allows no quote here
+    guard.apply(logits, [0])
+    assert logits[0, repeat] == float("-inf") and logits[0, at] == 1.0
+    # With nothing but the repeat allowed, the grammar's own mask is kept (never no token).
+    logits = torch.full((1, vocab), float("-inf"))
+    logits[0, repeat] = 5.0
+    guard.apply(logits, [0])
+    assert logits[0, repeat] == 5.0
