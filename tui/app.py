@@ -131,11 +131,14 @@ class SchemaLabApp(App):
             Binding(f"{num},{letter}", f"show_pane('{pane_id}')", title, show=False)
             for pane_id, title, num, letter in PANES
         ],
-        # One footer entry for the five alt keys (help and the palette list them one by one).
-        Binding("alt+1", "show_pane('datasets')", "Panes", key_display="alt+1…5",
+        # One footer entry for the pane keys (help and the palette list them one by one). F2..F6
+        # reach the app through tmux and most terminals; alt+N only where the terminal sends
+        # alt as an escape prefix (tmux's default sends a different character).
+        Binding("f2", "show_pane('datasets')", "Panes", key_display="F2…6",
                 priority=True, id=FOOTER_ONLY),
         *[
-            Binding(f"alt+{num}", f"show_pane('{pane_id}')", title, show=False, priority=True)
+            Binding(f"f{int(num) + 1},alt+{num}", f"show_pane('{pane_id}')", title, show=False,
+                    priority=True)
             for pane_id, title, num, _ in PANES
         ],
         Binding("f1", "help", "Help", key_display="F1", priority=True),

@@ -107,7 +107,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical():
             yield Label(
                 "[b]SchemaLab keys[/b]  (ctrl+p: command palette · escape closes)\n"
-                "Inside a text field letters and digits are text: use alt+1…5 and F1 there, or "
+                "Inside a text field letters and digits are text: use F2…F6 (or alt+1…5) and F1 there, or "
                 "escape to leave the field. A pane's keys work while focus is in that pane."
             )
             table = DataTable(cursor_type="row", zebra_stripes=True)

@@ -78,7 +78,7 @@ class AppKeysFirstFooter(Footer):
     session spent most of a core there and tab switches took seconds. Keys here get `compact`
     set directly instead (it never changes in this app)."""
 
-    FIRST = ("alt+1", "f1", "ctrl+q")
+    FIRST = ("f2", "f1", "ctrl+q")
 
     def compose(self) -> ComposeResult:
         widgets = list(super().compose())
