@@ -3,6 +3,7 @@ command palette, so every action has a key, a line here and a palette entry."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,7 +39,7 @@ def _bindings(node: DOMNode | type) -> list[Binding]:
 
 def _display_keys(binding: Binding, app: App) -> str:
     keys = [app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(",")]
-    return " / ".join(keys)
+    return " / ".join(k.upper() if re.fullmatch(r"f\d+", k) else k for k in keys)  # F2, as on keyboards
 
 
 FOOTER_ONLY = "footer-only"  # binding id of a footer hint that stands for other bindings
