@@ -494,3 +494,50 @@ def insert_rows(db: sqlite_utils.Database, table: str, rows: Iterable[dict]) -> 
     if prepared:
         with db.conn:
             db[table].insert_all(prepared, batch_size=500)
+
+
+# ---------------------------------------------------------------- named reads for the panes
+# Reads only: none of these marks runs interrupted or writes anything.
+
+
+def run_row(db: sqlite_utils.Database, run_id: int) -> dict | None:
+    """A run's row with config and summary decoded, without the interrupted check."""
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    return _decode(rows[0]) if rows else None
+
+
+def completed_validate_run_ids(db: sqlite_utils.Database) -> list[int]:
+    """Finished validate runs, newest first."""
+    sql = "SELECT id FROM runs WHERE kind = 'validate' AND status = 'completed' ORDER BY id DESC"
+    return [r["id"] for r in db.query(sql)]
+
+
+def validation_files(db: sqlite_utils.Database, run_id: int) -> list[str]:
+    """The files a validate run recorded findings for."""
+    sql = "SELECT DISTINCT file FROM validation_issues WHERE run_id = ? AND file IS NOT NULL"
+    return [r["file"] for r in db.query(sql, [run_id])]
+
+
+def validation_findings(db: sqlite_utils.Database, run_id: int) -> list[dict]:
+    """A validate run's findings in the order they were recorded."""
+    sql = ("SELECT kind, severity, message, example_id, line, path, file FROM validation_issues"
+           " WHERE run_id = ? ORDER BY id")
+    return [dict(r) for r in db.query(sql, [run_id])]
+
+
+def validation_counts(db: sqlite_utils.Database, run_id: int) -> dict[str, int]:
+    """{severity: number of findings} of a validate run."""
+    sql = ("SELECT severity, COUNT(*) AS n FROM validation_issues WHERE run_id = ?"
+           " GROUP BY severity")
+    return {r["severity"]: r["n"] for r in db.query(sql, [run_id])}
+
+
+def evaluation(db: sqlite_utils.Database, run_id: int) -> dict | None:
+    """The evaluations row of one run (its headline figures, decoding, report JSON)."""
+    rows = list(db.query("SELECT * FROM evaluations WHERE run_id = ?", [run_id]))
+    return dict(rows[0]) if rows else None
+
+
+def evaluations_by_run(db: sqlite_utils.Database) -> dict[int, dict]:
+    """Every evaluations row, keyed by run id."""
+    return {r["run_id"]: dict(r) for r in db.query("SELECT * FROM evaluations")}

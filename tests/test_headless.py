@@ -22,3 +22,18 @@ def test_cli_help_does_not_import_heavy_libraries():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_tui_runs_no_sql():
+    """Every query lives in engine.runlog as a named read; the panes call those."""
+    import re
+    from pathlib import Path
+
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b|\.execute\(|\bdb\.query\(|\.db\.query\(")
+    offenders = [
+        f"{path.name}:{n}"
+        for path in sorted((Path(__file__).parent.parent / "tui").glob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if sql.search(line)
+    ]
+    assert offenders == []

@@ -4,7 +4,6 @@ token-length histogram, and "Validate", which runs the engine's validation and r
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -733,28 +732,21 @@ def _resolved(path: str | Path | None) -> str | None:
 
 def run_files(db, run_id: int) -> list[str]:
     """The data files (resolved paths) a validate run covered, from its config and findings."""
-    rows = list(db.query("SELECT config, data_path FROM runs WHERE id = ?", [run_id]))
-    if not rows:
+    from engine import runlog
+
+    run = runlog.run_row(db, run_id)
+    if run is None:
         return []
     files: list[str] = []
-    try:
-        config = json.loads(rows[0]["config"] or "{}")
-    except ValueError:
-        config = {}
+    config = run.get("config") or {}
     for key in ("paths", "files", "data", "data_paths"):
         value = config.get(key) if isinstance(config, dict) else None
         if isinstance(value, str):
             value = [value]
         files.extend(str(v) for v in value or [])
-    if rows[0]["data_path"]:
-        files.extend(rows[0]["data_path"].replace(",", ";").split(";"))
-    files.extend(
-        r["file"]
-        for r in db.query(
-            "SELECT DISTINCT file FROM validation_issues WHERE run_id = ? AND file IS NOT NULL",
-            [run_id],
-        )
-    )
+    if run.get("data_path"):
+        files.extend(run["data_path"].replace(",", ";").split(";"))
+    files.extend(runlog.validation_files(db, run_id))
     out: list[str] = []
     for f in files:
         r = _resolved(f.strip())
@@ -765,23 +757,21 @@ def run_files(db, run_id: int) -> list[str]:
 
 def last_validation_run(db, path: str | Path) -> int | None:
     """The newest finished validate run that covered `path`."""
+    from engine import runlog
+
     target = _resolved(path)
-    for run in db.query(
-        "SELECT id FROM runs WHERE kind = 'validate' AND status = 'completed' ORDER BY id DESC"
-    ):
-        if target in run_files(db, run["id"]):
-            return run["id"]
+    for run_id in runlog.completed_validate_run_ids(db):
+        if target in run_files(db, run_id):
+            return run_id
     return None
 
 
 def _issues(db, run_id: int, path: str | Path) -> list[dict]:
+    from engine import runlog
+
     target = _resolved(path)
-    rows = db.query(
-        "SELECT kind, severity, message, example_id, line, path, file FROM validation_issues"
-        " WHERE run_id = ? ORDER BY id",
-        [run_id],
-    )
-    return [dict(r) for r in rows if r["file"] is None or _resolved(r["file"]) == target]
+    rows = runlog.validation_findings(db, run_id)
+    return [r for r in rows if r["file"] is None or _resolved(r["file"]) == target]
 
 
 def validation_status(db, path: str | Path) -> str:

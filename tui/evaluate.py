@@ -539,8 +539,9 @@ class EvaluatePane(Vertical):
 
     def _evaluation_row(self) -> dict:
         """The evaluations row of the run on show (its decoding and constrained flag)."""
-        rows = self.db.query("SELECT * FROM evaluations WHERE run_id = ?", [self.run_id])
-        return dict(next(iter(rows), None) or {})
+        from engine import runlog
+
+        return runlog.evaluation(self.db, self.run_id) or {}
 
     def _show_complexity(self, report: dict) -> None:
         table = self.query_one("#ev-complexity", DataTable)
@@ -632,7 +633,7 @@ class EvaluatePane(Vertical):
         """List every evaluation in runs.db, newest first."""
         from engine import runlog
 
-        scores = {row["run_id"]: row for row in self.db.query("SELECT * FROM evaluations")}
+        scores = runlog.evaluations_by_run(self.db)
         table = self.query_one("#ev-history-table", DataTable)
         table.clear(columns=True)
         table.add_columns("", "id", "status", "model", "adapter", "data", "decoding", "n",

@@ -58,6 +58,8 @@ def best_figure(run: dict) -> str:
 def key_figure(db, run: dict) -> str:
     """The one number that says how a run went: the best checkpoint's validation score (else
     the loss), exact-match score, or findings count."""
+    from engine import runlog
+
     summary = run.get("summary") if isinstance(run.get("summary"), dict) else {}
     kind = run["kind"]
     if kind == "train" and best_figure(run):
@@ -72,8 +74,7 @@ def key_figure(db, run: dict) -> str:
                 parts.append(f"{label} {value:.3f}")
         return " · ".join(parts)
     if kind == "eval":
-        rows = list(db.query("SELECT * FROM evaluations WHERE run_id = ?", [run["id"]]))
-        ev = rows[0] if rows else summary
+        ev = runlog.evaluation(db, run["id"]) or summary
         parts = []
         if ev.get("json_exact") is not None:
             parts.append(f"exact {100 * ev['json_exact']:.1f}%")
@@ -81,14 +82,7 @@ def key_figure(db, run: dict) -> str:
             parts.append(f"F1 {ev['field_f1']:.3f}")
         return " · ".join(parts)
     if kind == "validate":
-        counts = {
-            r["severity"]: r["n"]
-            for r in db.query(
-                "SELECT severity, COUNT(*) AS n FROM validation_issues WHERE run_id = ?"
-                " GROUP BY severity",
-                [run["id"]],
-            )
-        }
+        counts = runlog.validation_counts(db, run["id"])
         if not counts:
             return "no findings" if run["status"] == "completed" else ""
         short = {"error": "err", "warning": "warn", "info": "info"}
