@@ -195,11 +195,21 @@ def migrate(db: sqlite_utils.Database) -> None:
             f"{db.conn}: run log schema version {version} is newer than this SchemaLab "
             f"understands ({len(MIGRATIONS)}); upgrade SchemaLab or use another --db."
         )
+    # Several processes may open a new or old run log at once (the workbench's first-open
+    # validation and its panes, a CLI beside them): each step runs under the write lock and
+    # re-reads the version there, so a step is applied exactly once.
     while version < len(MIGRATIONS):
-        with db.conn:
-            MIGRATIONS[version](db)
-            version += 1
-            db.execute(f"PRAGMA user_version = {version}")
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = schema_version(db)
+            if version < len(MIGRATIONS):
+                MIGRATIONS[version](db)
+                version += 1
+                db.execute(f"PRAGMA user_version = {version}")
+            db.conn.commit()
+        except BaseException:
+            db.conn.rollback()
+            raise
 
 
 def _dumps(value: Any) -> str | None:

@@ -114,3 +114,26 @@ def test_checkpoint_metrics_best_mark_and_deletion(db_path):
     runlog.delete_checkpoint(db, run_id, 10)
     assert [c["step"] for c in runlog.checkpoints(db, run_id)] == [20, 30]
     assert runlog.checkpoint(db, run_id, 20)["metrics"] == {"val_json_exact": 0.2}
+
+
+def _open_run_log(path):
+    from engine import runlog as rl
+
+    rl.connect(path).conn.close()
+
+
+def test_run_log_opened_by_several_processes_at_once_migrates_once(tmp_path):
+    import multiprocessing
+
+    from engine import runlog as rl
+
+    ctx = multiprocessing.get_context("spawn")
+    for i in range(3):
+        path = tmp_path / f"r{i}.db"
+        procs = [ctx.Process(target=_open_run_log, args=(str(path),)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        assert rl.schema_version(rl.connect(path)) == rl.SCHEMA_VERSION
