@@ -26,3 +26,28 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.05) 
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the app")
         await pilot.pause(step)
+
+
+async def settle_screen(pilot, tries: int = 30) -> None:
+    """Settle until no worker runs and two screenshots in a row agree.
+
+    On a busy machine one worker's result can start another (data sets, then examples, then the
+    detail), so a fixed number of pauses is not enough; a blinking cursor never agrees with
+    itself, so give up after `tries` rounds and let the snapshot tell.
+    """
+    from textual.worker import WorkerCancelled, WorkerFailed
+
+    previous = None
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except (WorkerCancelled, WorkerFailed):  # a newer exclusive worker replaced it
+            pass
+        await pilot.wait_for_scheduled_animations()
+        shot = pilot.app.export_screenshot()
+        busy = any(not w.is_finished for w in pilot.app.workers)
+        if shot == previous and not busy:
+            return
+        previous = shot
+        await pilot.pause(0.1)

@@ -6,7 +6,7 @@ change, and look at the report before committing."""
 
 from __future__ import annotations
 
-from pilot_helpers import PaneApp
+from pilot_helpers import PaneApp, settle_screen
 from test_tui_evaluate import seed_evaluation
 from textual.widgets import DataTable, Select
 
@@ -23,6 +23,7 @@ async def settle(pilot) -> None:
     pane = pilot.app.query_one("#pane")
     if isinstance(pane, EvaluatePane):
         assert pane.query_one("#ev-data", Select).value is not Select.NULL
+    await settle_screen(pilot)
 
 
 def test_playground_empty(snap_compare, db_path, sample_dir):
@@ -36,7 +37,7 @@ def test_evaluate_results(snap_compare, db_path, sample_dir):
     async def before(pilot):
         await settle(pilot)
         pilot.app.query_one(EvaluatePane).show_run(run_id)
-        await pilot.pause()
+        await settle_screen(pilot)
 
     app = PaneApp(EvaluatePane, db_path, [sample_dir])
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
@@ -52,7 +53,7 @@ def test_evaluate_drilldown(snap_compare, db_path, sample_dir):
         pane.show_schema("purchase_order")
         await pilot.pause()
         pane.query_one("#ev-example-table", DataTable).move_cursor(row=1)
-        await pilot.pause()
+        await settle_screen(pilot)
 
     app = PaneApp(EvaluatePane, db_path, [sample_dir])
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
@@ -65,7 +66,7 @@ def test_evaluate_compare(snap_compare, db_path, sample_dir):
     async def before(pilot):
         await settle(pilot)
         pilot.app.query_one(EvaluatePane).compare(a, b)
-        await pilot.pause()
+        await settle_screen(pilot)
 
     app = PaneApp(EvaluatePane, db_path, [sample_dir])
     assert snap_compare(app, terminal_size=SIZE, run_before=before)

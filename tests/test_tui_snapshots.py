@@ -3,6 +3,7 @@ the seeded run log (fixed times, rendered in UTC). Update with `pytest --snapsho
 
 from __future__ import annotations
 
+from pilot_helpers import settle_screen
 from test_tui_app import REPO, make_app, seeded_db, settle  # noqa: F401 - fixtures
 from test_tui_train import TINY_FORM
 
@@ -13,15 +14,15 @@ def _before(*keys: str, then=None):
     """A run_before that lets the app settle, presses `keys`, runs `then(app)` and settles."""
 
     async def run_before(pilot) -> None:
-        await settle(pilot)
+        await settle_screen(pilot)
         if keys:
             await pilot.press(*keys)
-            await settle(pilot)
+            await settle_screen(pilot)
         if then is not None:
             then(pilot.app)
-            await settle(pilot)
+            await settle_screen(pilot)
         pilot.app.clear_notifications()
-        await pilot.pause()
+        await settle_screen(pilot)
 
     return run_before
 

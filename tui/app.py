@@ -323,7 +323,10 @@ class SchemaLabApp(App):
         return str(data.get("model") or "tiny"), max_seq_len if isinstance(max_seq_len, int) else None
 
     def on_train_pane_model_changed(self, message: TrainPane.ModelChanged) -> None:
-        self.query_one(DatasetsPane).set_token_model(message.model, message.max_seq_len)
+        # Panes mount lazily: before Datasets exists it reads the form when it opens its stats.
+        datasets = self.pane_widget("datasets")
+        if isinstance(datasets, DatasetsPane):
+            datasets.set_token_model(message.model, message.max_seq_len)
 
     async def on_datasets_pane_train_on(self, message: DatasetsPane.TrainOn) -> None:
         await self.action_show_pane("train")

@@ -116,6 +116,9 @@ class TrainPane(TrainForm, Vertical):
         self.yaml_path = "train.yaml"
         self._check_timer: Timer | None = None
         self._last_model: tuple | None = None
+        # The heavier checks (model files, memory estimate, lengths: torch and transformers
+        # imports) wait until the pane is first shown; a user may never open Train.
+        self._checks_started = False
         self.problems: list[str] = []
         # (model, target modules) -> what engine.models found; filled by a worker.
         self._model_checks: dict[tuple, list[str]] = {}
@@ -156,6 +159,11 @@ class TrainPane(TrainForm, Vertical):
         if not self._restore_last_config():
             self._pick_default_model()
         self._schedule_check()
+
+    def on_show(self) -> None:
+        if not self._checks_started:
+            self._checks_started = True
+            self._schedule_check()
 
     def focus_default(self) -> None:
         view = self.query_one("#train-view", ContentSwitcher).current

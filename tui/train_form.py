@@ -89,6 +89,8 @@ def _problem_key(problem: str) -> str:
 class TrainForm:
     """The form half of TrainPane (a mixin: it uses the pane's widgets and messages)."""
 
+    _checks_started = False  # set by the pane once it is first shown
+
     @staticmethod
     def _field_widget(key: str, kind: str, defaults: dict):
         if kind == "input":
@@ -267,6 +269,8 @@ class TrainForm:
     def _schedule_check(self) -> None:
         """Validate the form now (cheap) and run the heavier checks once typing pauses."""
         self._show_problems()
+        if not self._checks_started:
+            return
         if self._check_timer is not None:
             self._check_timer.stop()
         self._check_timer = self.set_timer(CHECK_DELAY_S, self.run_checks)
