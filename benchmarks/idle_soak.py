@@ -3,7 +3,9 @@
 Drives the app headless with Textual's Pilot: switches panes many times, opens and closes help,
 generates in the Playground with the `tiny` model, runs a small evaluation, and resizes between
 80x24 and 120x40. Then it lets the app sit idle and reports the process's CPU time over that
-idle time (as a percentage of one core), and the interval timers still running, by owner.
+idle time (as a percentage of one core), how often the footer was rebuilt while idle (each
+focus change or binding refresh rebuilds it; an idle app should not rebuild it at all), and the
+interval timers still running, by owner.
 
     .venv/bin/python benchmarks/idle_soak.py                 # about a minute on 2 cores
     .venv/bin/python benchmarks/idle_soak.py --rounds 30 --idle 10
@@ -76,9 +78,11 @@ async def idle_cpu(pilot, seconds: float, report: dict, label: str) -> float:
 
     await pilot.pause(0.5)
     ticks0 = thread_ticks()
+    rebuilds0 = FOOTER_REBUILDS[0]
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
     pct = 100.0 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    report[label + "_footer_rebuilds_per_s"] = (FOOTER_REBUILDS[0] - rebuilds0) / seconds
     names = {str(t.native_id): t.name for t in threading.enumerate()}
     busy = sorted(((n - ticks0.get(tid, 0), tid) for tid, n in thread_ticks().items()),
                   reverse=True)
@@ -86,8 +90,26 @@ async def idle_cpu(pilot, seconds: float, report: dict, label: str) -> float:
     return pct
 
 
+FOOTER_REBUILDS = [0]
+
+
+def count_footer_rebuilds() -> None:
+    """Count the footer's recomposes (each focus change or binding refresh rebuilds it)."""
+    from tui.widgets import AppKeysFirstFooter
+
+    recompose = AppKeysFirstFooter.recompose
+
+    async def counting(self):
+        FOOTER_REBUILDS[0] += 1
+        return await recompose(self)
+
+    AppKeysFirstFooter.recompose = counting
+
+
 async def soak(db_path: str, rounds: int, idle_s: float, generate: bool) -> dict:
     from tui.app import SchemaLabApp
+
+    count_footer_rebuilds()
 
     app = SchemaLabApp(db_path=db_path, dataset_paths=[str(REPO / "datasets" / "sample")])
     report: dict = {}
@@ -117,6 +139,8 @@ async def _drive(app, report: dict, rounds: int, idle_s: float, generate: bool) 
             await pilot.press("escape")
             await app.action_show_pane("datasets")
             await pilot.pause(0.05)
+            for pane_id in ("train", "runs", "evaluate", "datasets"):
+                await app.action_show_pane(pane_id)  # quick switches, no pause between
             await pilot.press("s")  # stats on and off
             await pilot.pause(0.1)
             await pilot.press("s")
@@ -176,6 +200,9 @@ def main() -> int:
         )
     print(f"idle CPU, fresh app:        {report['fresh_idle_cpu_pct']:5.1f}% of one core")
     print(f"idle CPU, after the session: {report.get('after_idle_cpu_pct', -1):5.1f}% of one core")
+    for label in ("fresh", "after"):
+        rate = report.get(label + "_footer_rebuilds_per_s", -1)
+        print(f"footer rebuilds while idle ({label}): {rate:.1f} per second")
     for label in ("fresh", "after"):
         print(f"busiest threads ({label}): {', '.join(report.get(label + '_threads', [])) or '-'}")
     for label in ("fresh_timers", "after_timers"):

@@ -56,6 +56,21 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# SQLite integers are signed 64-bit: a larger run id is no run at all.
+MAX_RUN_ID = 2**63 - 1
+
+
+def run_id_arg(text: str) -> int:
+    """argparse type of a RUN_ID: a positive integer SQLite can hold."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run id (a number)") from None
+    if not 1 <= value <= MAX_RUN_ID:
+        raise argparse.ArgumentTypeError(f"{text}: no such run id (`schemalab runs` lists them)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,6 +86,33 @@ def main(argv: list[str] | None = None) -> int:
         # The reader (e.g. `| head`) closed early; silence the flush at exit as well.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
         return 0
+    except Exception as exc:  # one line, never a traceback, for known causes
+        line = _known_problem(args, exc)
+        if line is None:
+            raise
+        print(f"schemalab: error: {line}", file=sys.stderr)
+        return 1
+
+
+def _known_problem(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """One line for a failure users can fix (the run log, a full disk, memory), else None."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, (sqlite3.Error, RuntimeError, OSError)):
+        from engine import runlog
+
+        db = getattr(args, "db", None) or runlog.DEFAULT_DB
+        where = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+        if isinstance(exc, OSError) and where and exc.errno != errno.ENOSPC:
+            return f"{where}: {exc.strerror or exc}"
+        line = runlog.describe_error(where or db, exc)
+        if line is not None:
+            return line
+    if isinstance(exc, MemoryError):
+        return ("out of memory; use a smaller --batch-size or --limit, or close other "
+                "programs")
+    return None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import copy
 import json
 from typing import Any
 
-from engine.metrics import FORMATS, LENIENT_DATE_TIME
+from engine.jsontools import FORMATS, LENIENT_DATE_TIME
 
 # id(tokenizer) -> (tokenizer, vocab_size, TokenizerInfo, GrammarCompiler, {key: CompiledGrammar}).
 # The tokenizer is kept in the entry so its id cannot be reused while cached.

@@ -7,15 +7,24 @@ cannot become an `Example` becomes a `Finding` (file, 1-based line, id when know
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urldefrag, urlsplit
 
 from engine.types import COMPLEXITIES, Example, Finding
+
+BOM = codecs.BOM_UTF8
+# Deepest nesting of objects and arrays a record or schema may have. Real extraction targets are
+# a few levels deep; the recursive code that reads them (JSON Schema validation, rendering,
+# scoring) runs out of stack near a thousand levels, so anything deeper is a `parse` finding.
+MAX_DEPTH = 100
 
 # Keys a record may use for its expected output (the first present wins).
 EXPECTED_KEYS = ("expected_output", "expected")
@@ -32,6 +41,11 @@ class LoadResult:
     findings: list[Finding] = field(default_factory=list)
     readable: bool = True  # False when the file itself could not be opened
 
+    def skipped(self) -> list[Finding]:
+        """The error findings of lines that yielded no example (those lines are left out)."""
+        kept = {e.line for e in self.examples}
+        return [f for f in self.findings if f.severity == "error" and f.line not in kept]
+
 
 @dataclass
 class DatasetInfo:
@@ -45,6 +59,42 @@ class DatasetInfo:
     schemas_dir: Path | None
     split: str | None
     n_findings: int = 0
+    error: str | None = None  # why the file could not be summarised (the others still are)
+
+
+def json_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), counted without recursion and
+    only up to `limit + 1`: whether a value is too deep is all that matters past the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+class TooDeep(ValueError):
+    """JSON nested more than MAX_DEPTH levels deep."""
+
+
+def parse_json_line(text: str) -> Any:
+    """`json.loads`, refusing nesting deeper than MAX_DEPTH (raises TooDeep, a ValueError)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep") from None
+    # Only a text with more brackets than the limit can nest past it: skip the walk otherwise.
+    if text.count("[") + text.count("{") > MAX_DEPTH and json_depth(value) > MAX_DEPTH:
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep")
+    return value
 
 
 def _schema_problem(schema: Any) -> str | None:
@@ -54,12 +104,169 @@ def _schema_problem(schema: Any) -> str | None:
 
     if not isinstance(schema, dict):
         return f"a schema must be a JSON object, not {type(schema).__name__}"
+    if json_depth(schema) > MAX_DEPTH:
+        return f"nested more than {MAX_DEPTH} levels deep"
     try:
         Draft7Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        return f"not a valid draft-07 schema at {where}: {exc.message}"
+        return f"not a valid draft-07 schema at {where}: {shorten(exc.message, 200)}"
+    except RecursionError:
+        return f"nested too deeply to check (keep it under {MAX_DEPTH} levels)"
     return None
+
+
+# --- $ref: resolved inside the schema folder only ---------------------------------------------
+
+
+class RefError(ValueError):
+    """A `$ref` that does not resolve inside the schema folder; the message names it."""
+
+
+def _subschemas(schema: dict):
+    """Every subschema (the schema itself first), keyword-aware, without recursion: `$ref`
+    values inside `enum`, `const` or `default` data are not references."""
+    from referencing.jsonschema import DRAFT7
+
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        yield node
+        stack.extend(DRAFT7.subresources_of(node))
+
+
+def no_fetch_registry():
+    """A `referencing` registry for jsonschema validators that retrieves nothing: a reference
+    not inside the schema (bundle_refs has made every allowed one internal) fails at once as
+    Unresolvable instead of being fetched over the network or read from disk."""
+    from referencing import Registry
+    from referencing.exceptions import NoSuchResource
+
+    def refuse(uri: str):
+        raise NoSuchResource(ref=uri)
+
+    return Registry(retrieve=refuse)
+
+
+def _pointer(document: Any, fragment: str) -> Any:
+    """The value a JSON pointer fragment (`/definitions/a`) names; raises KeyError if none."""
+    node = document
+    for token in fragment.split("/")[1:]:
+        token = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            raise KeyError(token)
+    return node
+
+
+def _check_fragment(document: dict, fragment: str, ref: str) -> None:
+    if not fragment:
+        return
+    if fragment.startswith("/"):
+        try:
+            _pointer(document, fragment)
+        except KeyError:
+            raise RefError(f"$ref {ref!r} points at nothing in the schema") from None
+    elif not any(s.get("$id") == "#" + fragment for s in _subschemas(document)):
+        raise RefError(f"$ref {ref!r} names no `$id: \"#{fragment}\"` in the schema")
+
+
+def bundle_refs(schema: dict, source: Path | None = None, folder: Path | None = None) -> dict:
+    """`schema` with every `$ref` made internal, or raises RefError naming the first that is not
+    allowed or does not resolve.
+
+    References are followed only inside `folder` (the schema folder): `#/...` pointers, and
+    relative references to other schema files there (`address.json`, `common/a.json#/x`), whose
+    contents are copied under `definitions` and the `$ref`s rewritten to point at the copies.
+    Remote (`http:`, `https:`), `file:` and absolute references, and relative ones leading out of
+    the folder, are refused: nothing is ever fetched. `source` is the file `schema` came from
+    (relative references are read from its folder); without one they are read from `folder`.
+    A schema with internal references only is returned as is; otherwise a copy.
+    """
+    import copy
+
+    root_dir = Path(folder).resolve() if folder else None
+    source = Path(source).resolve() if source else None
+    refs = [s["$ref"] for s in _subschemas(schema) if isinstance(s.get("$ref"), str)]
+    root_id = schema.get("$id") if isinstance(schema.get("$id"), str) else None
+    if all(r.startswith("#") or (root_id and urldefrag(r)[0] == root_id) for r in refs):
+        for ref in refs:
+            _check_fragment(schema, urldefrag(ref)[1], ref)
+        return schema
+
+    bundled = copy.deepcopy(schema)
+    definitions = bundled.setdefault("definitions", {})
+    if not isinstance(definitions, dict):
+        raise RefError("`definitions` must be an object to hold referenced schema files")
+    # resolved file -> key under `definitions` ("" for the root schema itself)
+    keys: dict[Path | None, str] = {source: ""}
+    pending: list[tuple[dict, Path | None, str]] = [(bundled, source, "")]
+
+    def target_of(ref: str, base: Path | None, doc_id: str | None) -> tuple[str, str]:
+        """(key of the document the reference lands in, its fragment)."""
+        uri, fragment = urldefrag(ref)
+        if not uri or (doc_id and uri == doc_id):
+            return key_of_current, fragment
+        parts = urlsplit(uri)
+        if parts.scheme or parts.netloc or uri.startswith(("/", "\\")):
+            raise RefError(
+                f"$ref {ref!r} points outside the schema folder; remote, file: and absolute "
+                "references are never fetched: copy that schema into the folder and refer to "
+                "it by its relative path"
+            )
+        if root_dir is None:
+            raise RefError(f"$ref {ref!r} names another file but there is no schema folder")
+        where = (base.parent if base else root_dir) / unquote(parts.path)
+        try:
+            path = where.resolve()
+        except (OSError, RuntimeError):
+            path = where
+        if not path.is_relative_to(root_dir):
+            raise RefError(
+                f"$ref {ref!r} leads out of the schema folder {root_dir}; only files inside it "
+                "are read"
+            )
+        if path not in keys:
+            if not path.is_file():
+                raise RefError(f"$ref {ref!r}: no file {path.relative_to(root_dir)} in {root_dir}")
+            try:
+                doc = parse_json_line(path.read_bytes().decode("utf-8-sig"))
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise RefError(
+                    f"$ref {ref!r}: {path.name} cannot be read as JSON ({shorten(str(exc))})"
+                ) from None
+            if not isinstance(doc, dict):
+                raise RefError(f"$ref {ref!r}: {path.name} is not a usable schema")
+            doc.pop("$id", None)  # its references are rewritten to the copy's place below
+            key = re.sub(r"\W+", "_", str(path.relative_to(root_dir)))
+            while key in definitions or key in keys.values():
+                key += "_"
+            definitions[key] = doc
+            keys[path] = key
+            pending.append((doc, path, key))
+        return keys[path], fragment
+
+    while pending:
+        doc, base, key_of_current = pending.pop()
+        doc_id = root_id if key_of_current == "" else None
+        for sub in list(_subschemas(doc)):
+            ref = sub.get("$ref")
+            if not isinstance(ref, str):
+                continue
+            key, fragment = target_of(ref, base, doc_id)
+            if fragment and not fragment.startswith("/"):
+                raise RefError(f"$ref {ref!r}: only `#/...` pointers may follow a file name")
+            sub["$ref"] = "#" + (f"/definitions/{key}" if key else "") + fragment
+    for sub in _subschemas(bundled):
+        ref = sub.get("$ref")
+        if isinstance(ref, str):
+            _check_fragment(bundled, urldefrag(ref)[1], ref)
+    return bundled
 
 
 class SchemaRegistry:
@@ -70,6 +277,7 @@ class SchemaRegistry:
         self._schemas: dict[str, dict] = {}
         self._tiers: dict[str, str | None] = {}
         self._files: dict[str, Path] = {}
+        self._rejected: dict[str, str] = {}  # schema id -> why its file is not used
         self.findings: list[Finding] = []
 
     @classmethod
@@ -101,13 +309,21 @@ class SchemaRegistry:
             self.findings.append(Finding("invalid_schema", severity, message, file=str(file)))
 
         try:
-            schema = json.loads(file.read_bytes().decode("utf-8"))
+            schema = parse_json_line(file.read_bytes().decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            bad(f"schema file {file} cannot be read as JSON ({exc}); fix it or remove it")
+            bad(f"schema file {file} cannot be read as JSON ({shorten(str(exc))}); fix it or "
+                "remove it")
+            self._rejected.setdefault(schema_id, f"{file.name} is not valid JSON")
             return
         problem = _schema_problem(schema)
+        if problem is None:
+            try:
+                schema = bundle_refs(schema, file, self.dir)
+            except RefError as exc:
+                problem = str(exc)
         if problem:
             bad(f"schema {schema_id!r} in {file}: {problem}; examples using it are not checked")
+            self._rejected.setdefault(schema_id, f"{file.name}: {problem}")
             return
         if schema_id in self._schemas:
             bad(
@@ -119,6 +335,7 @@ class SchemaRegistry:
         self._schemas[schema_id] = schema
         self._tiers[schema_id] = tier
         self._files[schema_id] = file
+        self._rejected.pop(schema_id, None)
 
     def add(self, schema_id: str, schema: dict, tier: str | None = None) -> None:
         """Register a schema held in memory (tests, inline schemas)."""
@@ -133,6 +350,10 @@ class SchemaRegistry:
 
     def file(self, schema_id: str) -> Path | None:
         return self._files.get(schema_id)
+
+    def rejected(self, schema_id: str) -> str | None:
+        """Why the file of `schema_id` is in the folder but not usable, or None."""
+        return self._rejected.get(schema_id)
 
     @property
     def schema_ids(self) -> list[str]:
@@ -220,6 +441,41 @@ def _snippet(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Longest a value quoted in a finding's message may be; messages are read in a table or a pane.
+VALUE_LIMIT = 200
+
+
+def shorten(text: str, limit: int = VALUE_LIMIT) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def shorten_middle(text: str, limit: int = VALUE_LIMIT) -> str:
+    """`text` with its middle cut out when longer than `limit`: a message such as
+    `[1, 2, ...] is too long` keeps both the start of the value and what is wrong with it."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} …({len(text) - 2 * half} characters)… {text[-half:]}"
+
+
+def short_repr(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """`repr(value)` cut to about `limit` characters, without building the whole repr of a
+    large list, dict or string first."""
+    if isinstance(value, str) and len(value) > limit:
+        return shorten(repr(value[: limit + 1]), limit)
+    if isinstance(value, (list, dict)) and len(value) > limit:
+        head = value[:limit] if isinstance(value, list) else dict(islice(value.items(), limit))
+        kind = "items" if isinstance(value, list) else "keys"
+        return f"{shorten(repr(head), limit)} ({len(value)} {kind} in all)"
+    try:
+        return shorten(repr(value), limit)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to show>"
+
+
 def _id_hint(text: str) -> str | None:
     """The record's id when a damaged line still shows one, so a finding can name it."""
     m = re.search(r'"id"\s*:\s*"([^"]{1,200})"', text)
@@ -252,7 +508,8 @@ def load_examples(
         return result
     default_split = split or split_from_name(path)
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
+        # A byte-order mark (an editor's, or one left by concatenating files) is not content.
+        raw = raw.rstrip(b"\r").removeprefix(BOM)
         if not raw.strip():
             continue
         _load_line(raw, lineno, path, registry, default_split, result)
@@ -286,19 +543,28 @@ def _load_line(
         )
         return
     try:
-        record = json.loads(text)
+        record = parse_json_line(text)
+    except TooDeep as exc:
+        finding(
+            "parse",
+            f"{exc} (at most {MAX_DEPTH} levels of objects and arrays are read); flatten the "
+            "record or delete the line",
+            _id_hint(text[:10_000]),
+        )
+        return
     except ValueError as exc:
         finding(
             "parse",
-            f"not valid JSON ({exc}); each line must be one complete JSON object: fix or delete it",
-            _id_hint(text),
+            f"not valid JSON ({shorten(str(exc))}); each line must be one complete JSON object: "
+            "fix or delete it",
+            _id_hint(text[:10_000]),
         )
         return
     if not isinstance(record, dict):
         finding(
             "parse",
             f"a JSON {type(record).__name__}, not an object "
-            f"({_snippet(text)}); each line must be one {{...}} record",
+            f"({_snippet(text[:1000])}); each line must be one {{...}} record",
         )
         return
     example_id = record.get("id")
@@ -333,6 +599,11 @@ def _load_line(
     schema = None
     if inline is not None:
         problem = _schema_problem(inline)
+        if problem is None:
+            try:
+                inline = bundle_refs(inline, None, registry.dir if registry is not None else None)
+            except RefError as exc:
+                problem = str(exc)
         if problem:
             finding(
                 "invalid_schema",
@@ -344,7 +615,14 @@ def _load_line(
         schema = inline
     elif registry is not None:
         schema = registry.get(schema_id)
-        if schema is None:
+        if schema is None and registry.rejected(schema_id):
+            finding(
+                "unknown_schema",
+                f"schema {schema_id!r} is not usable ({registry.rejected(schema_id)}); fix "
+                "the schema file: this example is not checked against it",
+                example_id,
+            )
+        elif schema is None:
             where = f"in {registry.dir}" if registry.dir else "(no schemas folder given)"
             known = ", ".join(registry.schema_ids[:8]) or "none"
             finding(
@@ -435,9 +713,16 @@ def discover_datasets(paths: list[str | Path]) -> list[DatasetInfo]:
     infos = []
     for file in files:
         schemas_dir = find_schemas_dir(file)
-        if schemas_dir not in registries:
-            registries[schemas_dir] = SchemaRegistry.from_dir(schemas_dir)
-        loaded = load_examples(file, registries[schemas_dir])
+        try:
+            if schemas_dir not in registries:
+                registries[schemas_dir] = SchemaRegistry.from_dir(schemas_dir)
+            loaded = load_examples(file, registries[schemas_dir])
+        except Exception as exc:  # noqa: BLE001 - one bad file never hides the others
+            infos.append(
+                DatasetInfo(file, f"{file.parent.name}/{file.stem}", 0, [], {}, schemas_dir,
+                            split_from_name(file), 1, shorten(f"{type(exc).__name__}: {exc}"))
+            )
+            continue
         infos.append(
             DatasetInfo(
                 path=file,

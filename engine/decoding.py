@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.metrics import JsonCloseTracker
 from engine.prompt import (
     DEFAULT_TEMPLATE,
     check_template,
     prompt_adds_special_tokens,
     render_prompt,
 )
+from engine.stop import JsonCloseTracker
 
 
 @dataclass(frozen=True)
@@ -364,13 +364,14 @@ class Generator:
             mask = SchemaMask(tok, schemas, formats, self.vocab_size)
         guard = None
         if mask is not None and self.loop_guard:
-            from engine.loopguard import LoopGuard
+            from engine.loopguard import LoopGuard, wind_down_reserve
 
             # Data bounds come from the prompt's text (the grammar is compiled per schema).
             texts_in = [tok.decode(p, skip_special_tokens=True) if s is not None else ""
                         for p, s in zip(prompts, schemas)]
             guard = LoopGuard(tok, [s is not None for s in schemas], texts_in, self.vocab_size,
                               self.device)
+            wind_down_at = cfg.max_new_tokens - wind_down_reserve(cfg.max_new_tokens)
         rng = torch.Generator(device="cpu").manual_seed(cfg.seed) if cfg.do_sample else None
         presence = state.presence(self.vocab_size) if cfg.repetition_penalty != 1.0 else None
         n = len(prompts)
@@ -395,6 +396,8 @@ class Generator:
                 if mask is not None:
                     mask.apply(logits, state.active)
                 if guard is not None:  # after the grammar: close runaway arrays and strings
+                    if step >= wind_down_at:  # and close everything as the budget runs out
+                        guard.wind_down(state.active)
                     guard.apply(logits, state.active)
                 tokens = _pick(logits, cfg, rng)
                 pieces, keep = [], []

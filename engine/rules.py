@@ -16,11 +16,17 @@ Expressions allow numbers, field names (dotted for nested objects), + - * /, par
 `a or b` (a when present, else b: how optional fields get defaults), sum(path[*].field),
 sum(path, expression) (the expression evaluated in each element), min, max, abs and round.
 Nothing else parses: no attribute tricks, no calls to anything else, no comprehensions.
+
+A rules file beside the data is loaded without being asked for, so the evaluator's work is
+bounded: expressions are short and shallow, constants and `round` digits are small, and every
+number is computed as a float (no unbounded integer arithmetic). A rule that still cannot be
+computed raises RuleFailure, which validation reports as a finding on the rule.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +36,12 @@ from engine.paths import REPO_ROOT
 
 BUNDLED_RULES_DIR = REPO_ROOT / "datasets" / "rules"
 DEFAULT_TOLERANCE = 0.02
+# Bounds on what a rule may ask of the evaluator (see the module docstring).
+MAX_EXPRESSION_CHARS = 1000
+MAX_EXPRESSION_DEPTH = 40  # nesting of operators, calls and parentheses
+MAX_CONSTANT = 1e15  # largest constant written in a rule
+MAX_ROUND_DIGITS = 15  # round(x, n) needs -15 <= n <= 15
+ARITY = {"sum": (1, 2), "round": (1, 2), "abs": (1, 1), "min": (2, 50), "max": (2, 50)}
 FUNCTIONS = {"sum", "min", "max", "abs", "round"}
 RULE_KEYS = {"check", "equals", "each", "tolerance", "description"}
 _OPS = {
@@ -54,6 +66,11 @@ class Skip(Exception):
     """A value the rule needs is absent (and has no default) or not a number: skip the rule."""
 
 
+class RuleFailure(Exception):
+    """A rule that cannot be computed on a document (a result too large, a bad `round`
+    digit count): a problem of the rule, reported on it, never a crash."""
+
+
 @dataclass(frozen=True)
 class Rule:
     schema_id: str
@@ -64,6 +81,18 @@ class Rule:
     tolerance: float = DEFAULT_TOLERANCE
     description: str | None = None
     source: str | None = None  # the file it came from
+    number: int | None = None  # its position in the schema's list of rules (1-based)
+
+    def where(self) -> str:
+        """`FILE: schemas.ID rule N (check = equals)`, to name the rule in a finding."""
+        head = f"{self.source}: " if self.source else ""
+        number = f" rule {self.number}" if self.number else ""
+        return f"{head}schemas.{self.schema_id}{number} ({self.check} = {_clip(self.equals)})"
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -106,7 +135,9 @@ def _check_node(node: ast.AST, text: str) -> None:
         _check_node(node.body, text)
     elif isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise bad(f"the constant {node.value!r}")
+            raise bad(f"the constant {_clip(repr(node.value), 40)}")
+        if not abs(node.value) <= MAX_CONSTANT:  # also refuses inf and nan
+            raise bad(f"the constant {_clip(repr(node.value), 40)} (larger than {MAX_CONSTANT:g})")
     elif isinstance(node, (ast.Name, ast.Attribute)):
         if _dotted(node) is None:
             raise bad("this attribute access")
@@ -129,19 +160,49 @@ def _check_node(node: ast.AST, text: str) -> None:
     elif isinstance(node, ast.Call):
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS or node.keywords:
-            raise bad(f"calling {ast.unparse(node.func)}")
+            raise bad(f"calling {_clip(ast.unparse(node.func), 40)}")
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise bad("*arguments")
         if name == "sum" and (len(node.args) not in (1, 2) or _dotted(node.args[0]) is None):
             raise bad("sum() other than sum(path[*].field) or sum(path, expression)")
+        low, high = ARITY[name]
+        if not low <= len(node.args) <= high:
+            wanted = f"{low}" if low == high else f"{low} to {high}"
+            raise RuleError([(f"expression {text!r}: {name}() takes {wanted} arguments, "
+                              f"not {len(node.args)}")])
+        if name == "round" and len(node.args) == 2:
+            digits = node.args[1]
+            if isinstance(digits, ast.UnaryOp) and isinstance(digits.operand, ast.Constant):
+                digits = ast.Constant(-digits.operand.value
+                                      if isinstance(digits.op, ast.USub) else digits.operand.value)
+            if isinstance(digits, ast.Constant) and not (
+                isinstance(digits.value, int) and abs(digits.value) <= MAX_ROUND_DIGITS
+            ):
+                raise RuleError([(f"expression {text!r}: round()'s digits must be a whole "
+                                  f"number from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")])
         for arg in node.args:
             _check_node(arg, text)
     else:
         raise bad(type(node).__name__)
 
 
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of a syntax tree, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def compile_expression(text: str) -> ast.Expression:
     """Parse and vet an expression; raises RuleError saying what is wrong."""
     if not isinstance(text, str) or not text.strip():
         raise RuleError([f"expression {text!r} is empty"])
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise RuleError([(f"expression {_clip(text, 60)!r} is {len(text)} characters long; "
+                          f"keep it under {MAX_EXPRESSION_CHARS}")])
     source = _SUM_STAR.sub(r"sum(\1, \2)", text.strip())
     if "[*]" in source:
         raise RuleError(
@@ -155,7 +216,13 @@ def compile_expression(text: str) -> ast.Expression:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise RuleError([f"expression {text!r} does not parse: {exc.msg}"]) from None
+        raise RuleError([f"expression {_clip(text)!r} does not parse: {exc.msg}"]) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise RuleError([f"expression {_clip(text)!r} is nested too deeply to read"]) from None
+    # The tree has a few nodes per level of the expression (Expression, BinOp, operator, ...).
+    if _depth(tree) > 2 * MAX_EXPRESSION_DEPTH:
+        raise RuleError([(f"expression {_clip(text)!r} nests more than {MAX_EXPRESSION_DEPTH} "
+                          "levels deep; split it into simpler rules")])
     _check_node(tree, text)
     return tree
 
@@ -171,8 +238,22 @@ def lookup(scope: Any, dotted: str) -> Any:
 
 
 def _number(value: Any, name: str) -> float:
+    """A field's value as a float; Skip when it is not a number, RuleFailure when it is too
+    large for a float (a 400-digit integer)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Skip(name)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise RuleFailure(f"{name} is too large a number to compute with") from None
+    if not math.isfinite(number):
+        raise Skip(name)
+    return number
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise RuleFailure("the result is too large to compute (not a finite number)")
     return value
 
 
@@ -180,7 +261,7 @@ def evaluate(tree: ast.AST, scope: dict) -> float:
     """Value of a vetted expression over `scope`; raises Skip when a needed field is absent."""
     node = tree.body if isinstance(tree, ast.Expression) else tree
     if isinstance(node, ast.Constant):
-        return node.value
+        return float(node.value)
     if isinstance(node, (ast.Name, ast.Attribute)):
         name = _dotted(node)
         return _number(lookup(scope, name), name)
@@ -188,7 +269,7 @@ def evaluate(tree: ast.AST, scope: dict) -> float:
         left, right = evaluate(node.left, scope), evaluate(node.right, scope)
         if isinstance(node.op, ast.Div) and right == 0:
             raise Skip("division by zero")
-        return _OPS[type(node.op)](left, right)
+        return _finite(_OPS[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp):
         value = evaluate(node.operand, scope)
         return -value if isinstance(node.op, ast.USub) else value
@@ -212,13 +293,19 @@ def _call(node: ast.Call, scope: dict) -> float:
         if not isinstance(items, list):
             raise Skip(path)
         if len(node.args) == 1:
-            return sum(_number(v, path) for v in items)
+            return _finite(sum(_number(v, path) for v in items))
         if not all(isinstance(item, dict) for item in items):
             raise Skip(path)
-        return sum(evaluate(node.args[1], item) for item in items)
+        return _finite(sum(evaluate(node.args[1], item) for item in items))
     args = [evaluate(arg, scope) for arg in node.args]
     if name == "round":
-        return round(*[args[0], int(args[1])] if len(args) > 1 else args)
+        if len(args) == 1:
+            return float(round(args[0]))
+        digits = args[1]
+        if digits != int(digits) or abs(digits) > MAX_ROUND_DIGITS:
+            raise RuleFailure(f"round()'s digits are {digits:g}, not a whole number from "
+                              f"-{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
+        return round(args[0], int(digits))
     return {"min": min, "max": max, "abs": abs}[name](*args)
 
 
@@ -269,8 +356,8 @@ def parse_rules(data: Any, source: str) -> RuleSet:
     if not isinstance(data, dict) or not isinstance(data.get("schemas"), dict):
         raise RuleError([f"{source}: expected a mapping with a `schemas:` section"])
     default_tol = data.get("tolerance", DEFAULT_TOLERANCE)
-    if isinstance(default_tol, bool) or not isinstance(default_tol, (int, float)):
-        problems.append(f"{source}: tolerance must be a number")
+    if not _is_tolerance(default_tol):
+        problems.append(f"{source}: tolerance must be a finite number >= 0")
         default_tol = DEFAULT_TOLERANCE
     for schema_id, entries in data["schemas"].items():
         if not isinstance(entries, list):
@@ -280,7 +367,7 @@ def parse_rules(data: Any, source: str) -> RuleSet:
             where = f"{source}: schemas.{schema_id} rule {i}"
             try:
                 ruleset.rules.setdefault(str(schema_id), []).append(
-                    _parse_rule(entry, str(schema_id), default_tol, source)
+                    _parse_rule(entry, str(schema_id), default_tol, source, i)
                 )
             except RuleError as exc:
                 problems.extend(f"{where}: {p}" for p in exc.problems)
@@ -289,7 +376,14 @@ def parse_rules(data: Any, source: str) -> RuleSet:
     return ruleset
 
 
-def _parse_rule(entry: Any, schema_id: str, default_tol: float, source: str) -> Rule:
+def _is_tolerance(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and 0 <= value <= MAX_CONSTANT)
+
+
+def _parse_rule(
+    entry: Any, schema_id: str, default_tol: float, source: str, number: int | None = None
+) -> Rule:
     if not isinstance(entry, dict):
         raise RuleError(["a rule must be a mapping with `check` and `equals`"])
     unknown = set(entry) - RULE_KEYS
@@ -306,9 +400,10 @@ def _parse_rule(entry: Any, schema_id: str, default_tol: float, source: str) -> 
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", each):
             raise RuleError([f"each {entry['each']!r} must be a path to an array, e.g. $.items"])
     tolerance = entry.get("tolerance", default_tol)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise RuleError(["tolerance must be a number >= 0"])
+    if not _is_tolerance(tolerance):
+        raise RuleError(["tolerance must be a finite number >= 0"])
     equals = str(entry["equals"])
+    description = entry.get("description")
     return Rule(
         schema_id,
         check,
@@ -316,8 +411,9 @@ def _parse_rule(entry: Any, schema_id: str, default_tol: float, source: str) -> 
         compile_expression(equals),
         each,
         float(tolerance),
-        entry.get("description"),
+        _clip(description, 200) if description is not None else None,
         source,
+        number,
     )
 
 
@@ -327,11 +423,14 @@ def load_rules(path: str | Path) -> RuleSet:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark at the start is not content.
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise RuleError([f"cannot read rules file {path}: {exc.strerror or exc}"]) from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RuleError([f"rules file {path} is not valid YAML: {exc}"]) from None
+        raise RuleError([f"rules file {path} is not valid YAML: {_clip(str(exc), 300)}"]) from None
+    except RecursionError:
+        raise RuleError([f"rules file {path} is nested too deeply to read"]) from None
     return parse_rules(data, str(path))
 
 
@@ -367,43 +466,54 @@ class Violation:
 
 
 def _fmt(value: float) -> str:
+    if abs(value) >= 1e12:
+        return f"{value:.6g}"
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
 def check_rule(rule: Rule, expected: Any) -> list[Violation]:
-    """Violations of one rule in one expected output (none when it does not apply)."""
+    """Violations of one rule in one expected output (none when it does not apply).
+
+    Raises RuleFailure when the rule cannot be computed on this output (a result too large
+    for a float, round() digits out of range): a problem with the rule, for its author."""
+    return list(iter_violations(rule, expected))
+
+
+def iter_violations(rule: Rule, expected: Any):
+    """check_rule's violations one at a time, so a caller can stop or count without keeping
+    one message per element of a huge array."""
     if rule.each:
         try:
             items = lookup(expected, rule.each)
         except Skip:
-            return []
+            return
         if not isinstance(items, list):
-            return []
-        scopes = [(f"$.{rule.each}[{i}].{rule.check}", item) for i, item in enumerate(items)]
+            return
+        scopes = ((f"$.{rule.each}[{i}].{rule.check}", item) for i, item in enumerate(items))
     else:
-        scopes = [(f"$.{rule.check}", expected)]
-    found = []
+        scopes = iter([(f"$.{rule.check}", expected)])
     for path, scope in scopes:
         if not isinstance(scope, dict):
             continue
         try:
             actual = _number(lookup(scope, rule.check), rule.check)
             computed = evaluate(rule.tree, scope)
-        except (Skip, OverflowError, TypeError):
+        except Skip:
             continue
+        except RuleFailure as exc:
+            raise RuleFailure(f"at {path}: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+            raise RuleFailure(f"at {path}: {type(exc).__name__}: {_clip(str(exc))}") from None
         diff = actual - computed
         if abs(diff) > rule.tolerance + 1e-9:
-            found.append(
-                Violation(
-                    path,
-                    actual,
-                    computed,
-                    (
-                        f"{path[2:]} is {_fmt(actual)}, expected {_fmt(computed)} "
-                        f"({rule.description or rule.check + ' = ' + rule.equals}): off by "
-                        f"{_fmt(abs(diff))} (tolerance {_fmt(rule.tolerance)}); fix the derived number "
-                        "or its parts"
-                    ),
-                )
+            yield Violation(
+                path,
+                actual,
+                computed,
+                (
+                    f"{path[2:]} is {_fmt(actual)}, expected {_fmt(computed)} "
+                    f"({rule.description or rule.check + ' = ' + _clip(rule.equals)}): off by "
+                    f"{_fmt(abs(diff))} (tolerance {_fmt(rule.tolerance)}); fix the derived number "
+                    "or its parts"
+                ),
             )
-    return found

@@ -2,11 +2,16 @@
 prediction and validation finding. This module is the only code that writes it.
 
 WAL mode lets a training process write while the TUI and the CLI read. The schema is versioned
-with `PRAGMA user_version`; `connect` creates and migrates it.
+with `PRAGMA user_version`; `connect` creates and migrates it, `connect_readonly` opens an existing
+run log for reading only (never creating, migrating or writing it).
+
+Reads are pure: `get_run` and `list_runs` show a `running` run whose process is gone as
+`interrupted` without writing it; `reap_interrupted` (called by writers) records that.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -19,13 +24,20 @@ from typing import Any
 import sqlite_utils
 
 DEFAULT_DB = "runs.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # A run whose heartbeat is older than this, and whose process cannot be seen, is interrupted.
 STALE_AFTER_S = 120.0
 
 RUN_KINDS = ("validate", "train", "eval")
 RUN_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
+# A stopped training run may be resumed from these.
+RESUMABLE = ("cancelled", "failed", "interrupted")
+
+
+class RunLogError(RuntimeError):
+    """A run log that cannot be opened or written as asked; the message names the file and says
+    what to do."""
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -165,23 +177,126 @@ def _v2_checkpoint_metrics(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE predictions ADD COLUMN loop_guard INTEGER NOT NULL DEFAULT 0")
 
 
+def _v3_process_start(db: sqlite_utils.Database) -> None:
+    """Runs record their process's start time beside the pid, so a reused pid is not taken for
+    the run's process (by `cancel` or the interrupted check)."""
+    db.execute("ALTER TABLE runs ADD COLUMN pid_start INTEGER")
+
+
 # Each entry migrates from version i to i + 1.
-MIGRATIONS = [_create_v1, _v2_checkpoint_metrics]
+MIGRATIONS = [_create_v1, _v2_checkpoint_metrics, _v3_process_start]
 
 
-def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
-    """Open (creating and migrating as needed) the run log at `path` (default ./runs.db)."""
+def connect(path: str | os.PathLike | None = None, *,
+            busy_timeout_s: float = 30.0) -> sqlite_utils.Database:
+    """Open (creating and migrating as needed) the run log at `path` (default ./runs.db).
+    `busy_timeout_s` is how long a statement waits on another process's lock before failing
+    with "database is locked" (the TUI's reads wait briefly and say the run log is busy)."""
     path = Path(path or DEFAULT_DB)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     db = sqlite_utils.Database(conn)
     if db.journal_mode != "wal":
         db.enable_wal()
     conn.execute("PRAGMA foreign_keys = ON")
     migrate(db)
     return db
+
+
+def connect_readonly(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """Open an existing run log for reading only: it is never created, migrated or written
+    (read-only media work). Raises RunLogError when there is no run log at `path`, when it is
+    newer than this SchemaLab, or when it is not a run log at all."""
+    path = Path(path or DEFAULT_DB)
+    if not path.is_file():
+        raise RunLogError(
+            f"{path}: no run log here; check --db, or run a command that records runs "
+            "(validate, train, eval) to create one"
+        )
+    uri = path.resolve().as_uri()
+    db = None
+    for suffix in ("?mode=ro", "?immutable=1"):
+        conn = sqlite3.connect(uri + suffix, uri=True, timeout=30.0, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL run log on media we cannot write: read the file as it is.
+            conn.close()
+            if suffix == "?immutable=1":
+                raise
+            continue
+        db = sqlite_utils.Database(conn)
+        break
+    assert db is not None
+    if version > len(MIGRATIONS):
+        db.conn.close()
+        raise RunLogError(_newer_message(path, version))
+    if version < 2:
+        tables = {r[0] for r in db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        db.conn.close()
+        if version == 0 and tables and "runs" not in tables:
+            raise RunLogError(f"{path}: not a SchemaLab run log (no runs table); check --db")
+        # An old run log, or an empty one (its first open was killed before it committed):
+        # upgrading or creating it is the one write a read makes, once.
+        try:
+            return connect(path)
+        except sqlite3.Error as exc:
+            raise RunLogError(
+                f"{path}: an {'empty' if not tables else 'old'} run log that cannot be "
+                f"{'created' if not tables else 'upgraded'} here ({exc}); open it once where "
+                "it can be written"
+            ) from exc
+    return db
+
+
+def _newer_message(path: Any, version: int) -> str:
+    return (
+        f"{path}: run log schema version {version} is newer than this SchemaLab understands "
+        f"({len(MIGRATIONS)}); upgrade SchemaLab or use another --db."
+    )
+
+
+def db_file(db: sqlite_utils.Database) -> str:
+    """The file a connection has open."""
+    for row in db.conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return row[2] or ":memory:"
+    return "?"
+
+
+def describe_error(path: Any, exc: BaseException) -> str | None:
+    """One line for a run log that cannot be used (corrupt, newer, read-only, full, locked):
+    the file, what is wrong and what to do; None when `exc` is not such a problem."""
+    if isinstance(exc, RunLogError):
+        return str(exc)
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "disk is full" in low:
+        return (f"{path}: the disk holding the run log is full ({text}); free some space "
+                "and run the command again")
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return (f"{path}: the run log is damaged ({text}); restore a backup, or move it "
+                "aside and use another --db")
+    target = Path(str(path))
+    on_read_only = target.exists() and not (
+        os.access(target, os.W_OK) and os.access(target.parent, os.W_OK))
+    if "readonly" in low or "read-only" in low or ("unable to open" in low and on_read_only):
+        return (f"{path}: the run log is read-only ({text}); make it writable, or use another "
+                "--db for commands that record runs")
+    if "locked" in low or "busy" in low:
+        return (f"{path}: the run log stayed locked by another process ({text}); try again "
+                "when it is done")
+    if "unable to open" in low:
+        return (f"{path}: cannot open the run log ({text}); check the path and its "
+                "permissions")
+    return f"{path}: run log error: {text}"
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -191,13 +306,11 @@ def schema_version(db: sqlite_utils.Database) -> int:
 def migrate(db: sqlite_utils.Database) -> None:
     version = schema_version(db)
     if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"{db.conn}: run log schema version {version} is newer than this SchemaLab "
-            f"understands ({len(MIGRATIONS)}); upgrade SchemaLab or use another --db."
-        )
+        raise RunLogError(_newer_message(db_file(db), version))
     # Several processes may open a new or old run log at once (the workbench's first-open
     # validation and its panes, a CLI beside them): each step runs under the write lock and
-    # re-reads the version there, so a step is applied exactly once.
+    # re-reads the version there, so a step is applied exactly once; a process killed in the
+    # middle of a step leaves nothing of it behind (the transaction rolls back).
     while version < len(MIGRATIONS):
         db.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -228,12 +341,15 @@ def create_run(
     """Insert a run and return its id. `fields` are other columns of `runs` (model, name, ...)."""
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}; expected one of {RUN_KINDS}")
+    reap_interrupted(db)
     now = time.time()
+    pid = os.getpid() if pid is None else pid
     row = {
         "kind": kind,
         "status": status,
         "config": _dumps(config or {}),
-        "pid": os.getpid() if pid is None else pid,
+        "pid": pid,
+        "pid_start": process_start_time(pid),
         "host": socket.gethostname(),
         "started": now,
         "heartbeat": now,
@@ -388,7 +504,28 @@ def delete_checkpoint(db: sqlite_utils.Database, run_id: int, step: int) -> None
         db.execute("DELETE FROM checkpoints WHERE run_id = ? AND step = ?", [run_id, step])
 
 
-def _pid_alive(pid: int | None) -> bool:
+def process_start_time(pid: int | None) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or None
+    when it cannot be read (no such process, no /proc). With the pid it names one process: a
+    later process reusing the pid has another start time."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil  # optional: platforms without /proc
+
+        return int(psutil.Process(pid).create_time() * 100)
+    except Exception:  # noqa: BLE001 - psutil missing or the process gone
+        return None
+
+
+def _pid_alive(pid: int | None, started: int | None = None) -> bool:
+    """Is the process `pid` alive, and (when `started` is known) the same process that started
+    then, not a later one that reused the pid?"""
     if not pid:
         return False
     try:
@@ -396,40 +533,77 @@ def _pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
+            if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                return False
     except OSError:
-        return True
+        pass
+    if started is not None:
+        now = process_start_time(pid)
+        if now is not None and now != started:
+            return False
+    return True
+
+
+def run_process_alive(run: dict) -> bool:
+    """Is a `running` run's process still there? On this host: its pid, checked against the
+    recorded start time; on another host: a fresh heartbeat."""
+    if run.get("host") == socket.gethostname():
+        return _pid_alive(run.get("pid"), run.get("pid_start"))
+    return time.time() - (run.get("heartbeat") or 0) <= STALE_AFTER_S
 
 
 def reap_interrupted(db: sqlite_utils.Database) -> list[int]:
     """Mark `running` runs whose process is gone as `interrupted`; return their ids.
 
-    On this host a run is alive while its pid is; a run from another host is judged by its
-    heartbeat alone.
+    A write, for writers and the workbench; reads show such runs as interrupted without it.
+    Each update is conditional on the pid it judged, so a run claimed by a new process in the
+    meantime (a resume) is left alone.
     """
-    host = socket.gethostname()
-    now = time.time()
-    dead = []
-    for run in db.query("SELECT id, pid, host, heartbeat FROM runs WHERE status = 'running'"):
-        if run["host"] == host:
-            gone = not _pid_alive(run["pid"])
-        else:
-            gone = now - (run["heartbeat"] or 0) > STALE_AFTER_S
-        if gone:
-            dead.append(run["id"])
+    dead = [
+        run for run in db.query(
+            "SELECT id, pid, pid_start, host, heartbeat FROM runs WHERE status = 'running'")
+        if not run_process_alive(run)
+    ]
     if dead:
         with db.conn:
-            for run_id in dead:
+            for run in dead:
                 db.execute(
                     "UPDATE runs SET status = 'interrupted', ended = COALESCE(ended, heartbeat)"
-                    " WHERE id = ? AND status = 'running'",
-                    [run_id],
+                    " WHERE id = ? AND status = 'running' AND pid IS ? AND pid_start IS ?",
+                    [run["id"], run["pid"], run["pid_start"]],
                 )
-    return dead
+    return [run["id"] for run in dead]
+
+
+def claim_run(
+    db: sqlite_utils.Database, run_id: int, pid: int | None = None, *, kind: str = "train"
+) -> bool:
+    """Set a stopped (cancelled, failed, interrupted) run back to `running` under process `pid`
+    (default: this one), in one conditional update: of several processes claiming one run at
+    once exactly one gets True. A `running` run whose process is gone is reaped first."""
+    reap_interrupted(db)
+    pid = os.getpid() if pid is None else pid
+    now = time.time()
+    with db.conn:
+        cur = db.conn.execute(
+            "UPDATE runs SET status = 'running', pid = ?, pid_start = ?, host = ?, heartbeat = ?,"
+            " ended = NULL, error = NULL WHERE id = ? AND kind = ? AND status IN (?, ?, ?)",
+            [pid, process_start_time(pid), socket.gethostname(), now, run_id, kind, *RESUMABLE],
+        )
+    return cur.rowcount == 1
+
+
+def set_run_process(db: sqlite_utils.Database, run_id: int, pid: int) -> None:
+    """Hand a running run over to process `pid` (a worker the claimer started)."""
+    with db.conn:
+        db.execute(
+            "UPDATE runs SET pid = ?, pid_start = ?, host = ?, heartbeat = ? WHERE id = ?",
+            [pid, process_start_time(pid), socket.gethostname(), time.time(), run_id],
+        )
 
 
 def _decode(row: dict) -> dict:
@@ -442,20 +616,29 @@ def _decode(row: dict) -> dict:
     return row
 
 
+def _as_seen(row: dict) -> dict:
+    """A run as it stands: `running` with its process gone reads as `interrupted` (not written)."""
+    row = _decode(row)
+    if row.get("status") == "running" and not run_process_alive(row):
+        row["status"] = "interrupted"
+        row["ended"] = row.get("ended") or row.get("heartbeat")
+    return row
+
+
 def get_run(db: sqlite_utils.Database, run_id: int) -> dict | None:
-    reap_interrupted(db)
+    """A run's row (config and summary decoded); a dead `running` run reads as interrupted.
+    Pure: writes nothing."""
     rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-    return _decode(rows[0]) if rows else None
+    return _as_seen(rows[0]) if rows else None
 
 
 def list_runs(db: sqlite_utils.Database, kind: str | None = None) -> list[dict]:
-    """Every run, newest first, with dead `running` runs shown as `interrupted`."""
-    reap_interrupted(db)
+    """Every run, newest first, with dead `running` runs shown as `interrupted` (not written)."""
     if kind:
         rows = db.query("SELECT * FROM runs WHERE kind = ? ORDER BY id DESC", [kind])
     else:
         rows = db.query("SELECT * FROM runs ORDER BY id DESC")
-    return [_decode(r) for r in rows]
+    return [_as_seen(r) for r in rows]
 
 
 def delete_run(db: sqlite_utils.Database, run_id: int) -> None:
@@ -551,3 +734,34 @@ def evaluation(db: sqlite_utils.Database, run_id: int) -> dict | None:
 def evaluations_by_run(db: sqlite_utils.Database) -> dict[int, dict]:
     """Every evaluations row, keyed by run id."""
     return {r["run_id"]: dict(r) for r in db.query("SELECT * FROM evaluations")}
+
+
+def runs_with_figures(db: sqlite_utils.Database) -> list[dict]:
+    """Every run, newest first (as `list_runs` shows them), each with `figures`: what its key
+    figure is made of, read in one query for all runs. Training runs: the last `train_loss` and
+    `val_loss`; evaluations: `json_exact` and `field_f1`; validations: `counts`
+    {severity: findings}."""
+    last = ("(SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name = '{0}'"
+            " ORDER BY m.step DESC, m.rowid DESC LIMIT 1)")
+    count = ("(SELECT COUNT(*) FROM validation_issues v WHERE v.run_id = r.id"
+             " AND v.severity = '{0}')")
+    sql = (
+        "SELECT r.*,"
+        f" CASE WHEN r.kind = 'train' THEN {last.format('train_loss')} END AS _f_train_loss,"
+        f" CASE WHEN r.kind = 'train' THEN {last.format('val_loss')} END AS _f_val_loss,"
+        " e.json_exact AS _f_json_exact, e.field_f1 AS _f_field_f1,"
+        f" CASE WHEN r.kind = 'validate' THEN {count.format('error')} END AS _f_error,"
+        f" CASE WHEN r.kind = 'validate' THEN {count.format('warning')} END AS _f_warning,"
+        f" CASE WHEN r.kind = 'validate' THEN {count.format('info')} END AS _f_info"
+        " FROM runs r LEFT JOIN evaluations e ON e.run_id = r.id ORDER BY r.id DESC"
+    )
+    out = []
+    for row in db.query(sql):
+        row = dict(row)
+        f = {k[3:]: row.pop(k) for k in list(row) if k.startswith("_f_")}
+        counts = {s: f.pop(s) for s in ("error", "warning", "info")}
+        f["counts"] = {s: n for s, n in counts.items() if n}
+        run = _as_seen(row)
+        run["figures"] = f
+        out.append(run)
+    return out

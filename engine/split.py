@@ -97,6 +97,9 @@ def split_file(
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             skipped.append(f"{path}:{n}: not a JSON line ({exc})")
             continue
+        except RecursionError:
+            skipped.append(f"{path}:{n}: nested too deeply to read")
+            continue
         if not isinstance(record, dict):
             skipped.append(f"{path}:{n}: not a JSON object")
             continue

@@ -7,8 +7,7 @@ token lengths, and records the whole report in the run log as a `validate` run.
 
 from __future__ import annotations
 
-import json
-import re
+import heapq
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -22,12 +21,27 @@ from engine.data import (
     find_schemas_dir,
     load_examples,
     other_versions,
+    short_repr,
+    shorten_middle,
 )
 from engine.grounding import Prompt, normalise_text
-from engine.rules import RuleError, RuleSet, check_rule, resolve_rules
+from engine.jsontools import (
+    format_checker,  # noqa: F401 - the checker validation uses
+    json_path,
+    validator,
+    walk_leaves,
+)
+from engine.rules import RuleError, RuleFailure, RuleSet, iter_violations, resolve_rules
 from engine.types import SEVERITIES, Example, Finding
 
 Progress = Callable[[int, int], None]
+
+# Findings of one kind listed per example; past this, one finding says how many more there are
+# (an array of a million bad elements is one problem to fix, not a million findings to store).
+FINDINGS_PER_KIND = 20
+# Schema errors of one example counted before saying "at least N more" and moving on: each
+# costs the validator real time, and a count past this changes nothing one does about them.
+ERRORS_COUNTED = 10_000
 
 
 @dataclass
@@ -169,10 +183,55 @@ def validate_files(
         report.findings.extend(checker.check(example))
         if progress and (done % step == 0 or done == total):
             progress(done, total)
+    report.findings.extend(checker.rule_findings())
     report.findings.extend(duplicate_findings(report.examples))
     report.findings.extend(length_findings(report.examples, tokenizer, max_seq_len, max_new_tokens))
     report.elapsed_s = time.time() - report.started
     return report
+
+
+class _Capped:
+    """The findings of one example, at most FINDINGS_PER_KIND of each kind, plus one finding
+    per kind saying how many more there were."""
+
+    def __init__(self, example: Example) -> None:
+        self.example = example
+        self.found: list[Finding] = []
+        self.counts: Counter = Counter()
+        self.extra: dict[str, list[Any]] = {}  # kind -> [count, worst severity]
+        self.at_least: set[str] = set()  # kinds whose count stopped early
+
+    def add(self, kind: str, severity: str, message: str, path: str | None) -> None:
+        e = self.example
+        self.counts[kind] += 1
+        if self.counts[kind] <= FINDINGS_PER_KIND:
+            self.found.append(Finding(kind, severity, message, e.id, e.line, path, e.file))
+        else:
+            self.more(kind, severity, 1)
+
+    def full(self, kind: str) -> bool:
+        """Whether the next finding of `kind` would only be counted."""
+        return self.counts[kind] >= FINDINGS_PER_KIND
+
+    def more(self, kind: str, severity: str, n: int) -> None:
+        if n <= 0:
+            return
+        slot = self.extra.setdefault(kind, [0, severity])
+        slot[0] += n
+        if SEVERITIES.index(severity) < SEVERITIES.index(slot[1]):
+            slot[1] = severity
+
+    def result(self) -> list[Finding]:
+        e = self.example
+        for kind, (n, severity) in self.extra.items():
+            self.found.append(Finding(
+                kind, severity,
+                f"... and {'at least ' if kind in self.at_least else ''}{n} more {kind} "
+                f"finding{'s' if n != 1 else ''} in this example (the "
+                f"first {FINDINGS_PER_KIND} are listed); fix those and validate again",
+                e.id, e.line, None, e.file,
+            ))
+        return self.found
 
 
 class _ContentChecker:
@@ -182,118 +241,104 @@ class _ContentChecker:
         self.registry = registry
         self.ruleset = ruleset
         self._validators: dict[str, Any] = {}
+        # rule -> [failure message, number of examples, first example]: reported once per rule
+        self._failed_rules: dict[Any, list[Any]] = {}
 
     def schema_of(self, example: Example) -> dict | None:
         return example.inline_schema or self.registry.get(example.schema_id)
 
     def _validator(self, schema: dict):
-        from jsonschema import Draft7Validator
-
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._validators:
-            self._validators[key] = Draft7Validator(schema, format_checker=format_checker())
-        return self._validators[key]
+        return validator(schema)
 
     def check(self, example: Example) -> list[Finding]:
+        found = _Capped(example)
+        try:
+            self._check(example, found)
+        except RecursionError:
+            found.add("parse", "error", "nested too deeply to check; flatten the record",
+                      None)
+        return found.result()
+
+    def _check(self, example: Example, found: _Capped) -> None:
+        from referencing.exceptions import Unresolvable
+
         schema = self.schema_of(example)
-        found = []
-
-        def add(kind: str, severity: str, message: str, path: str | None) -> None:
-            found.append(
-                Finding(kind, severity, message, example.id, example.line, path, example.file)
-            )
-
+        add = found.add
         if schema is not None:
-            errors = sorted(
-                self._validator(schema).iter_errors(example.expected),
-                key=lambda e: list(map(str, e.absolute_path)),
-            )
-            for error in errors:
+            counted = [0]
+
+            def errors():
+                for error in self._validator(schema).iter_errors(example.expected):
+                    counted[0] += 1
+                    yield error
+                    if counted[0] >= ERRORS_COUNTED:
+                        found.at_least.add("json_schema")
+                        return
+
+            try:
+                # The first errors by path, without keeping every error of a huge array.
+                first = heapq.nsmallest(
+                    FINDINGS_PER_KIND, errors(), key=lambda e: list(map(str, e.absolute_path))
+                )
+            except Unresolvable as exc:
+                first = []
+                add("invalid_schema", "error",
+                    f"schema {example.schema_id!r} has a reference that does not resolve "
+                    f"({shorten_middle(str(exc))}); fix the schema", None)
+            for error in first:
                 path = json_path(error.absolute_path)
                 add(
                     "json_schema",
                     "error",
-                    f"{path}: {error.message} (schema "
+                    f"{shorten_middle(path, 120)}: {shorten_middle(error.message)} (schema "
                     f"{example.schema_id!r}); fix the expected output or the schema",
                     path,
                 )
+            found.more("json_schema", "error", counted[0] - len(first))
         rules = self.ruleset.for_schema(example.schema_id, schema)
         for rule in rules:
-            for v in check_rule(rule, example.expected):
-                add("arithmetic", "error", v.message, v.path)
+            try:
+                for v in iter_violations(rule, example.expected):
+                    add("arithmetic", "error", v.message, v.path)
+            except RuleFailure as exc:
+                slot = self._failed_rules.setdefault(rule, [str(exc), 0, example])
+                slot[1] += 1
         for path, value, enum in ungrounded_values(example.prompt, example.expected, schema):
+            if found.full("ungrounded"):
+                found.add("ungrounded", "warning", "", path)  # counted, not kept
+                continue
             hint = " (an enum label: perhaps inferred rather than extracted)" if enum else ""
             add(
                 "ungrounded",
                 "warning",
-                f"{path} = {value!r} does not occur in the prompt{hint}; "
-                "a model cannot copy it: check the value or the prompt",
+                f"{shorten_middle(path, 120)} = {short_repr(value)} does not occur in the "
+                f"prompt{hint}; a model cannot copy it: check the value or the prompt",
                 path,
             )
-        return found
 
-
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
-
-
-def format_checker():
-    """Draft-07 format checks, except that `date-time` may omit the UTC offset.
-
-    RFC 3339 requires an offset, but data sets routinely write local times without one
-    (every EdgeJSON timestamp does); flagging hundreds of those would bury real problems.
-    """
-    from datetime import datetime
-
-    from jsonschema import FormatChecker
-
-    checker = FormatChecker()
-
-    @checker.checks("date-time", raises=ValueError)
-    def _date_time(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        if not _DATE_TIME.fullmatch(value):
-            return False
-        datetime.fromisoformat(value[:19].replace(" ", "T").replace("t", "T"))
-        return True
-
-    return checker
-
-
-def json_path(parts) -> str:
-    """`$.items[0].quantity` from a jsonschema error path."""
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_]\w*", str(part)):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out
+    def rule_findings(self) -> list[Finding]:
+        """One finding per rule that could not be computed, on the rules file."""
+        out = []
+        for rule, (message, n, first) in self._failed_rules.items():
+            where = f"{Path(first.file).name}:{first.line}" if first.file else f"line {first.line}"
+            out.append(Finding(
+                "invalid_rules",
+                "error",
+                f"{rule.where()}: cannot be computed {message} on {n} example"
+                f"{'s' if n != 1 else ''} (first {first.id}, {where}); fix the rule: it is "
+                "not checked where it fails",
+                file=rule.source,
+            ))
+        return out
 
 
 # --- grounding ------------------------------------------------------------------------------
-
-def _leaves(value: Any, path: str = "$", schema: Any = None):
-    """(path, leaf value, schema of that leaf) for every scalar in a JSON value."""
-    schema = schema if isinstance(schema, dict) else {}
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        for key, sub in value.items():
-            yield from _leaves(sub, json_path([key]).replace("$", path, 1), props.get(key))
-    elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            yield from _leaves(sub, f"{path}[{i}]", schema.get("items"))
-    else:
-        yield path, value, schema
-
 
 def ungrounded_values(prompt: str, expected: Any, schema: dict | None = None):
     """(path, value, is_enum) for each leaf of `expected` that the prompt does not contain
     (engine.grounding decides; booleans and nulls are skipped)."""
     text = Prompt(prompt)
-    for path, value, leaf_schema in _leaves(expected, "$", schema):
+    for path, value, leaf_schema in walk_leaves(expected, "$", schema):
         if text.contains(value) is False:
             yield path, value, "enum" in leaf_schema
 
@@ -459,10 +504,18 @@ def record_validation(db, report: ValidationReport, config: dict) -> int:
         dataset_id=dataset_ids[0] if dataset_ids else None,
         started=report.started,
     )
-    runlog.insert_rows(
-        db,
-        "validation_issues",
-        ({"run_id": run_id, **{k: v for k, v in f.to_dict().items()}} for f in report.findings),
-    )
-    runlog.finish_run(db, run_id, "completed", summary=report.summary())
+    try:
+        runlog.insert_rows(
+            db,
+            "validation_issues",
+            ({"run_id": run_id, **{k: v for k, v in f.to_dict().items()}} for f in report.findings),
+        )
+        runlog.finish_run(db, run_id, "completed", summary=report.summary())
+    except BaseException as exc:
+        # E.g. a full disk: end the run `failed` with the cause while the log can be written.
+        try:
+            runlog.finish_run(db, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001, S110 - the first failure is the one to report
+            pass
+        raise
     return run_id

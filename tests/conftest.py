@@ -54,3 +54,21 @@ def tiny_model_path(_private_cache) -> Path:
 def anyio_backend():
     """Pilot tests (marked anyio) run on asyncio."""
     return "asyncio"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` are skipped where CUDA is not available (torch is imported only when
+    such a test was collected)."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    try:
+        import torch
+
+        available = torch.cuda.is_available()
+    except ImportError:
+        available = False
+    if not available:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in gpu:
+            item.add_marker(skip)

@@ -257,3 +257,27 @@ def test_a_looping_string_that_may_not_close_yet_stops_repeating(generator):
     logits[0, repeat] = 5.0
     guard.apply(logits, [0])
     assert logits[0, repeat] == 5.0
+
+
+def test_a_forced_string_that_slips_into_a_new_repeat_has_that_one_forbidden_too(generator):
+    """Seen on EdgeJSON: with `_range` forbidden, an email stuck before its `@` went on with
+    `.email.email...` to the token cap. Every repeat of the string is forbidden in turn."""
+    import torch
+
+    from engine.loopguard import LoopGuard
+
+    tok, vocab = generator.tokenizer, generator.vocab_size
+    prompt = "Meeting with Jean Gray (christian38@example.net) about the range. " * 3
+    guard = LoopGuard(tok, [True], [prompt], vocab)
+    text = '{"email": "reveal' + "_range" * 6 + ".email" * 8
+    for t in tok(text, add_special_tokens=False)["input_ids"]:
+        guard.feed(0, tok.decode([t]))
+    scanner = guard.scanners[0]
+    assert len(scanner.repeat_units) == 2 and scanner.fired == 1
+    logits = torch.full((1, vocab), float("-inf"))
+    pieces = {s: tok(s, add_special_tokens=False)["input_ids"][0] for s in ("_range", ".", "@")}
+    for i, token in enumerate(pieces.values()):
+        logits[0, token] = 5.0 - i
+    guard.apply(logits, [0])
+    assert logits[0, pieces["_range"]] == float("-inf") and logits[0, pieces["."]] == float("-inf")
+    assert logits[0, pieces["@"]] == 3.0

@@ -204,3 +204,35 @@ def test_loop_guard_ends_runaway_answers(generator, schema, text):
     both = _drain(gen._run([prompt, prompt], [schema, None], cfg, None, "lenient"))
     assert both[0].text == g.text and both[0].loop_guard_fired == 1
     assert both[1].finish == "max_tokens" and both[1].loop_guard_fired == 0
+
+
+def test_an_answer_near_the_token_cap_closes_instead_of_being_cut(generator):
+    """A long list of distinct items is no loop the guard can see, and used to run to the cap
+    (not JSON at all); in the last tokens of the budget the guard closes what is open."""
+    import json
+
+    import jsonschema
+
+    from engine.loopguard import wind_down_reserve
+
+    items = ", ".join(f'"item {i}"' for i in range(200))
+    prompt = "Items: " + " ".join(f"item {i}" for i in range(200))
+    item = (prompt, "list", TAGS)
+    cfg = decoding_from("greedy", ["max_new_tokens=150"])
+    gen = looping(generator, '{"tags": [' + items)
+    gen.loop_guard = False
+    g = gen.generate([item], cfg, constrained=True)[0]
+    assert g.finish == "max_tokens" and g.truncated
+
+    g = looping(generator, '{"tags": [' + items).generate([item], cfg, constrained=True)[0]
+    assert g.finish == "json_closed" and not g.truncated and g.loop_guard_fired == 1
+    value = json.loads(g.text)
+    jsonschema.validate(value, TAGS)
+    assert g.n_tokens <= 150 - wind_down_reserve(150) + 8  # closed within a few tokens
+    assert value["tags"][:3] == ["item 0", "item 1", "item 2"]
+
+    # A value string that is still being written ends within a few characters.
+    note = '{"note": "' + " ".join(f"word{i}" for i in range(300))
+    g = looping(generator, note).generate([(prompt, "note", NOTE)], cfg, constrained=True)[0]
+    assert g.finish == "json_closed" and not g.truncated
+    jsonschema.validate(json.loads(g.text), NOTE)

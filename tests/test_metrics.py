@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine import metrics as m
+from engine.stop import JsonCloseTracker
 from engine.types import Example
 
 SCHEMA = {
@@ -221,17 +222,17 @@ def feed_in_pieces(tracker, text, size):
 @pytest.mark.parametrize("size", [1, 3, 7, 1000])
 def test_tracker_skips_a_brace_pair_in_prose(size):
     text = 'Fields {title, body} follow: {"title": "a}{", "body": {"x": 1}} and {"z": 2}'
-    closed = feed_in_pieces(m.JsonCloseTracker(), text, size)
+    closed = feed_in_pieces(JsonCloseTracker(), text, size)
     assert text[:closed] == 'Fields {title, body} follow: {"title": "a}{", "body": {"x": 1}}'
     # NaN inside an object makes it no JSON object either: the next one closes.
     text = '{"a": NaN} {"a": 1} tail'
-    assert text[: feed_in_pieces(m.JsonCloseTracker(), text, size)] == '{"a": NaN} {"a": 1}'
+    assert text[: feed_in_pieces(JsonCloseTracker(), text, size)] == '{"a": NaN} {"a": 1}'
 
 
 def test_tracker_without_require_json_stops_at_the_first_pair():
-    tracker = m.JsonCloseTracker(require_json=False)
+    tracker = JsonCloseTracker(require_json=False)
     assert tracker.feed("Fields {title, body} follow") == len("Fields {title, body}")
     assert m.json_object_end("{oops} {}") == len("{oops}")
     # A candidate spanning pieces is decoded whole when it closes.
-    tracker, head, rest = m.JsonCloseTracker(), '{"a": {"b": 1}, "c": {', '"d": 2}} tail'
+    tracker, head, rest = JsonCloseTracker(), '{"a": {"b": 1}, "c": {', '"d": 2}} tail'
     assert tracker.feed(head) is None and tracker.feed(rest) == len(head) + len('"d": 2}}')

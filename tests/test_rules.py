@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -183,3 +185,84 @@ def test_resolve_rules_order(tmp_path):
     # A user's rules apply to their schema ids without the fit check.
     assert beside.for_schema("b", None)
     assert set(resolve_rules(own, schemas).rules) == {"a"}
+
+
+# --- bounded work: a rules file beside the data loads without being asked for -----------------
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("round(7, -100000000)", "round()'s digits"),  # took minutes per example
+        ("round(total, 2.5)", "round()'s digits"),
+        ("round()", "round() takes 1 to 2 arguments"),  # was skipped without a word
+        ("abs(a, b)", "abs() takes 1 arguments"),
+        ("min(total)", "min() takes 2 to 50 arguments"),
+        ("1" * 400, "larger than"),  # a 400-digit constant: OverflowError before
+        ("1e999 * total", "larger than"),
+        ("+".join(["a"] * 600), "characters long"),  # a long sum: RecursionError before
+        ("+".join(["a"] * 300), "levels deep"),
+        ("-" * 900 + "a", "levels deep"),  # a deep unary chain
+        ("abs(" * 180 + "a" + ")" * 180, "deep"),
+    ],
+)
+def test_expressions_that_would_take_unbounded_work_are_refused(text, fragment):
+    with pytest.raises(RuleError) as info:
+        compile_expression(text)
+    assert fragment in str(info.value)
+
+
+def test_a_rule_that_cannot_be_computed_raises_rule_failure():
+    from engine.rules import RuleFailure
+
+    (digits, huge, overflow, fine) = rules_of("""
+schemas:
+  po:
+    - {check: total, equals: 'round(amount, digits)'}
+    - {check: total, equals: 'amount * 2'}
+    - {check: total, equals: 'amount * amount * amount'}
+    - {check: total, equals: 'round(amount, 2)'}
+""")
+    with pytest.raises(RuleFailure, match="digits are -1e"):
+        check_rule(digits, {"amount": 7, "digits": -100_000_000, "total": 7})
+    with pytest.raises(RuleFailure, match="too large"):
+        check_rule(huge, {"amount": 10**400, "total": 1})
+    with pytest.raises(RuleFailure, match="too large"):
+        check_rule(overflow, {"amount": 1e200, "total": 1})
+    assert check_rule(fine, {"amount": 2.004, "total": 2.0}) == []
+
+
+def test_failing_rules_beside_the_data_are_findings_on_the_rule(tmp_path):
+    from engine.validate import validate_files
+
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "po.json").write_text('{"type": "object"}')
+    rules = schemas / "rules.yaml"
+    rules.write_text("""
+schemas:
+  po:
+    - {check: total, equals: 'round(amount, digits)'}
+    - {check: total, equals: 'amount * amount', description: squared}
+    - {check: total, equals: 'amount + 1'}
+""")
+    rows = [
+        {"id": f"r{i}", "schema_id": "po", "prompt": "x",
+         "expected_output": {"amount": amount, "digits": -100_000_000, "total": 5}}
+        for i, amount in enumerate([1e200, 10**400, 4])
+    ]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = validate_files([data])
+    failed = [f for f in report.findings if f.kind == "invalid_rules"]
+    assert len(failed) == 3 and all(f.file == str(rules) for f in failed)
+    first, second, third = sorted(f.message for f in failed)
+    assert "schemas.po rule 1 (total = round(amount, digits))" in first
+    assert "on 3 examples (first r0, d.jsonl:1)" in first and "digits" in first
+    assert "schemas.po rule 2" in second and "on 2 examples" in second
+    assert "schemas.po rule 3" in third and "on 1 example (first r1" in third
+    assert "too large" in third
+    # Where a rule can be computed it is still checked.
+    arithmetic = [f for f in report.findings if f.kind == "arithmetic"]
+    assert sorted(f.example_id for f in arithmetic) == ["r0", "r2"]
+    assert all(len(f.message) < 400 for f in report.findings)

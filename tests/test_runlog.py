@@ -84,14 +84,14 @@ def test_v1_run_log_migrates_to_v2_keeping_its_data(db_path):
     conn.close()
 
     db = runlog.connect(db_path)
-    assert runlog.schema_version(db) == runlog.SCHEMA_VERSION == 2
+    assert runlog.schema_version(db) == runlog.SCHEMA_VERSION == 3
     (ckpt,) = runlog.checkpoints(db, run_id)
     assert (ckpt["step"], ckpt["epoch"], ckpt["path"]) == (50, 0.5, "/x/step-50")
     assert ckpt["metrics"] == {} and ckpt["is_best"] == 0
     assert runlog.metrics(db, run_id, "val_loss")[0]["value"] == 1.5
     assert runlog.best_checkpoint(db, run_id) is None
     db.conn.close()
-    assert runlog.schema_version(runlog.connect(db_path)) == 2  # reopening migrates nothing
+    assert runlog.schema_version(runlog.connect(db_path)) == 3  # reopening migrates nothing
 
 
 def test_checkpoint_metrics_best_mark_and_deletion(db_path):

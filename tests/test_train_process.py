@@ -118,7 +118,7 @@ def test_cli_check_prints_lengths_and_memory(sample_dir, db_path, capsys, tiny_m
     err = capsys.readouterr().err
     assert code == 0
     assert "longer than max_seq_len=64" in err and "dropped" in err
-    assert "estimated peak GPU memory" in err
+    assert "estimated peak host memory" in err or "estimated peak GPU memory" in err
 
 
 def test_cli_check_refuses_a_model_that_does_not_resolve_or_lacks_a_module(

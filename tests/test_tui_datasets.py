@@ -259,3 +259,46 @@ async def test_highlighted_path_survives_no_color():
     marked = [s for s in segments if s.style and s.style.underline and s.style.bold]
     assert any("total" in s.text for s in marked)
     assert not any("\"a\"" in s.text for s in marked)
+
+
+async def test_a_deeply_nested_file_never_hides_the_other_data_sets(db_path, sample_dir,
+                                                                    tmp_path):
+    """A file nested thousands of levels deep, and one with a 100,000-element value, among the
+    data sets: every set is listed, the deep lines are `parse` findings with their line, and the
+    huge value is shown cut short (the pane never sticks on "Reading data sets…")."""
+    import json
+    import shutil
+
+    from pilot_helpers import PaneApp, wait_for
+    from textual.widgets import DataTable
+
+    from tui.datasets import DatasetsPane
+
+    shutil.copytree(sample_dir / "schemas", tmp_path / "schemas")
+    lines = (sample_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    (tmp_path / "a_deep.jsonl").write_text(
+        lines[0] + "\n" + '{"x": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    big = {"id": "big", "schema_id": "tags", "prompt": "tags",
+           "expected_output": {"tags": ["t" * 300] * 100_000}}
+    (tmp_path / "b_big.jsonl").write_text(json.dumps(big) + "\n")
+    (tmp_path / "c_good.jsonl").write_text("\n".join(lines) + "\n")
+
+    app = PaneApp(DatasetsPane, db_path, [tmp_path])
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(DatasetsPane)
+        sets = pane.query_one("#dataset-table", DataTable)
+        await wait_for(pilot, lambda: sets.row_count == 3 and pane.rows)
+        counts = {str(sets.get_row_at(i)[0]): str(sets.get_row_at(i)[1]) for i in range(3)}
+        assert counts == {f"{tmp_path.name}/a_deep": "1", f"{tmp_path.name}/b_big": "1",
+                          f"{tmp_path.name}/c_good": "3"}
+        assert pane.path.endswith("a_deep.jsonl")
+        flagged = [f for _, found in pane.rows.values() for f in found if f["kind"] == "parse"]
+        assert [f["line"] for f in flagged] == [2] and "nested" in flagged[0]["message"]
+
+        sets.move_cursor(row=1)
+        await wait_for(pilot, lambda: pane.path.endswith("b_big.jsonl") and pane.examples
+                       and pane.examples[0].id == "big" and pane.rows)
+        await pilot.pause(0.2)
+        shown = str(pane.query_one("#example-expected").render())
+        assert "99950 more items" in shown and "more characters" in shown
+        assert len(shown) < 100_000

@@ -120,7 +120,7 @@ async def test_run_evaluation_with_tiny_and_drill_down(db_path, sample_dir, tiny
         # Drill down: enter on a schema opens its examples, each with a failure category.
         schemas.focus()
         await pilot.press("enter")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: pane.predictions)
         assert app.query_one("#ev-tabs", TabbedContent).active == "ev-examples"
         examples = app.query_one("#ev-example-table", DataTable)
         assert examples.row_count >= 1
@@ -137,13 +137,12 @@ async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(EvaluatePane)
         history = app.query_one("#ev-history-table", DataTable)
-        assert column_values(history, 1) == [str(first)]
+        await wait_for(pilot, lambda: column_values(history, 1) == [str(first)])
         app.query_one("#ev-run", Button).focus()
         await pilot.press("h")
         assert app.query_one("#ev-tabs", TabbedContent).active == "ev-history"
         await pilot.press("enter")
-        await pilot.pause(0.1)
-        assert pane.run_id == first
+        await wait_for(pilot, lambda: pane.run_id == first)
         assert "JSONExact" in text_of(app, "#ev-overall")
 
         from engine.evaluate import load_report
@@ -151,7 +150,7 @@ async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
         report = load_report(str(db_path), first)
         schemas = app.query_one("#ev-schemas", DataTable)
         assert schemas.row_count == len(report["by_schema"])
-        for index, key in ((1, "field_f1"), (2, "schema_valid"), (3, "n"), (0, "json_exact")):
+        for key in ("field_f1", "schema_valid", "n", "json_exact"):
             await pilot.press("s")
             values = [report["by_schema"][s][key] for s in column_values(schemas, 0)]
             assert values == sorted(values, reverse=True), key
@@ -160,8 +159,9 @@ async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
         failing = next(s for s, row in report["by_schema"].items() if row["json_exact"] < 1)
         schemas.move_cursor(row=column_values(schemas, 0).index(failing))
         await pilot.press("enter")
-        await pilot.pause(0.1)
         examples = app.query_one("#ev-example-table", DataTable)
+        await wait_for(pilot, lambda: examples.row_count and pane.predictions
+                       and pane.predictions[0]["schema_id"] == failing)
         row = next(i for i, f in enumerate(column_values(examples, 4)) if f != "—")
         examples.move_cursor(row=row)
         await pilot.pause(0.1)
@@ -181,11 +181,11 @@ async def test_show_run_and_compare_two_evaluations(db_path, sample_dir):
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(EvaluatePane)
         pane.show_run(b)
-        assert pane.run_id == b
+        await wait_for(pilot, lambda: pane.run_id == b)
         app.query_one("#ev-run", Button).focus()
         await pilot.press("h")
         history = app.query_one("#ev-history-table", DataTable)
-        assert column_values(history, 1) == [str(b), str(a)]
+        await wait_for(pilot, lambda: column_values(history, 1) == [str(b), str(a)])
         history.move_cursor(row=1)
         await pilot.press("m")  # A = the older run
         history.move_cursor(row=0)
@@ -193,8 +193,8 @@ async def test_show_run_and_compare_two_evaluations(db_path, sample_dir):
         assert pane.marked == [a, b]
         assert column_values(history, 0) == ["B", "A"]
         await pilot.press("x")
-        await pilot.pause(0.1)
-        assert app.query_one("#ev-tabs", TabbedContent).active == "ev-compare"
+        await wait_for(pilot, lambda: app.query_one("#ev-tabs", TabbedContent).active
+                       == "ev-compare")
         summary = text_of(app, "#ev-compare-summary")
         assert f"A = evaluation {a}" in summary and f"B = evaluation {b}" in summary
 
@@ -215,9 +215,8 @@ async def test_engine_errors_become_notifications(db_path, sample_dir):
         pane = app.query_one(EvaluatePane)
         pane.show_run(999)
         pane.action_compare()
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: any("999" in n.message for n in app._notifications))
         messages = [n.message for n in app._notifications]
-        assert any("999" in m for m in messages)
         assert any("Mark two evaluations" in m for m in messages)
         assert pane.run_id is None
 
@@ -269,11 +268,11 @@ async def test_score_a_predictions_file_and_drill_into_it(db_path, sample_dir, t
         assert str(pane.run_id) in column_values(app.query_one("#ev-history-table"), 1)
         # The drilldown works on it as on any evaluation.
         schemas = app.query_one("#ev-schemas", DataTable)
-        assert schemas.has_focus and schemas.row_count == len(report["by_schema"])
+        await wait_for(pilot, lambda: schemas.has_focus)
+        assert schemas.row_count == len(report["by_schema"])
         await pilot.press("enter")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: pane.predictions)
         assert app.query_one("#ev-tabs", TabbedContent).active == "ev-examples"
-        assert pane.predictions
 
 
 async def test_scoring_a_missing_file_is_a_notification(db_path, sample_dir, tmp_path):
@@ -395,6 +394,7 @@ async def test_results_at_80x24_say_how_it_decoded_and_fit(db_path, sample_dir):
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(EvaluatePane)
         pane.show_run(run_id)
+        await wait_for(pilot, lambda: pane.run_id == run_id)
         await pilot.pause(0.2)
         overall = text_of(app, "#ev-overall")
         assert "greedy" in overall and "unconstrained" in overall
@@ -408,8 +408,9 @@ async def test_results_at_80x24_say_how_it_decoded_and_fit(db_path, sample_dir):
                 assert f"{short} = {full}" in legend
 
         pane.show_schema("purchase_order")
-        await pilot.pause(0.2)
         examples = app.query_one("#ev-example-table", DataTable)
+        await wait_for(pilot, lambda: examples.row_count)
+        await pilot.pause(0.2)
         assert _fits(examples)
         # Diff kinds are whole words even in the narrowest kind column.
         from rich.console import Console
@@ -424,3 +425,25 @@ async def test_results_at_80x24_say_how_it_decoded_and_fit(db_path, sample_dir):
         box.toggle()
         await pilot.pause()
         assert "X" in str(box.render())
+
+
+async def test_prefill_fills_the_adapter_and_the_data_set(db_path, sample_dir, tmp_path):
+    """"Evaluate this run" fills the form: the adapter, and the data set even when it is not
+    among the folders the workbench scans (it joins the choice)."""
+    elsewhere = tmp_path / "held_out.jsonl"
+    elsewhere.write_text((sample_dir / "test.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    app = PaneApp(EvaluatePane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(EvaluatePane)
+        pane.prefill("3:step-40", str(elsewhere))  # before the data sets are read
+        data = app.query_one("#ev-data", Select)
+        await wait_for(pilot, lambda: len(pane._data_options) > 0)
+        await pilot.pause()
+        assert app.query_one("#ev-adapter", Input).value == "3:step-40"
+        assert data.value == str(elsewhere)
+        pane.prefill("4", str(sample_dir / "train.jsonl"))
+        await pilot.pause()
+        assert (app.query_one("#ev-adapter", Input).value, data.value) == (
+            "4", str(sample_dir / "train.jsonl"))
+        request = pane.form_request()
+        assert request is not None and request.adapter == "4"

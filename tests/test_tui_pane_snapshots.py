@@ -6,7 +6,7 @@ change, and look at the report before committing."""
 
 from __future__ import annotations
 
-from pilot_helpers import PaneApp, settle_screen
+from pilot_helpers import PaneApp, settle_screen, wait_for
 from test_tui_evaluate import seed_evaluation
 from textual.widgets import DataTable, Select
 
@@ -51,8 +51,10 @@ def test_evaluate_drilldown(snap_compare, db_path, sample_dir):
         pane = pilot.app.query_one(EvaluatePane)
         pane.show_run(run_id)
         pane.show_schema("purchase_order")
-        await pilot.pause()
-        pane.query_one("#ev-example-table", DataTable).move_cursor(row=1)
+        examples = pane.query_one("#ev-example-table", DataTable)
+        await wait_for(pilot, lambda: examples.row_count > 1)
+        examples.move_cursor(row=1)
+        pane.query_one("#ev-detail").focus()  # reading the diff: focus on the detail
         await settle_screen(pilot)
 
     app = PaneApp(EvaluatePane, db_path, [sample_dir])

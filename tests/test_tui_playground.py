@@ -74,11 +74,15 @@ async def test_generate_streams_into_both_columns(db_path, sample_dir, tiny_mode
         # Constrained decoding holds even a random model to the schema's object syntax.
         assert pane.column("b").text.lstrip().startswith("{")
         assert "40 tokens" in str(app.query_one("#status-a").render())
-        assert pane._generators, "the generator is cached for the next Generate"
+        from tui.model_cache import MODELS
+
+        assert MODELS._bases, "the model is cached for the next Generate"
 
 
 def _finished(pane, side: str) -> bool:
     status = str(pane.app.query_one(f"#status-{side}").render())
+    if status.startswith("streaming"):  # the live count says tok/s too
+        return False
     return "tok/s" in status or "cancelled" in status or "rror" in status
 
 
@@ -267,3 +271,33 @@ async def test_picker_filters_as_you_type(db_path, sample_dir):
         await pilot.press("enter")  # the first example shown
         await wait_for(pilot, lambda: not isinstance(app.screen, ExamplePicker))
         assert pane.example is first and suffix in first.id + first.prompt
+
+
+async def test_top_bar_is_whole_at_80x24(db_path, sample_dir):
+    """Every control of the top row lies inside the screen at its full width, and where the
+    prompt came from is readable to its end (it was cut to `typed` beside the controls)."""
+    from textual.widgets import Button, Label
+
+    app = PaneApp(PlaygroundPane, db_path, [sample_dir])
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(PlaygroundPane)
+        await pilot.pause()
+        screen = app.screen.region
+        top = list(pane.query_one("#pg-top").children)
+        assert {w.id for w in top} >= {"pg-schema", "pg-max-tokens", "pg-generate", "pg-cancel"}
+        for widget in top:
+            assert screen.contains_region(widget.region), widget
+            if isinstance(widget, (Button, Label)):
+                assert widget.region.width >= len(str(widget.label if isinstance(widget, Button)
+                                                      else widget.render()).strip()), widget
+        assert pane.query_one("#pg-max-tokens").region.width >= len("preset") + 1
+        hint = pane.query_one("#pg-example")
+        assert screen.contains_region(hint.region)
+        assert hint.region.width >= len(str(hint.render()))
+
+        example = example_from(sample_dir)
+        pane.set_example(example)
+        await pilot.pause()
+        text = str(hint.render())
+        assert text.startswith(f"example {example.id}") and text.endswith(")")
+        assert hint.region.width >= len(text)

@@ -53,7 +53,10 @@ def test_train_live_view_of_a_running_run(snap_compare, seeded_db):  # noqa: F81
     assert snap_compare(make_app(seeded_db), terminal_size=WIDE, run_before=_before("2"))
 
 
-def test_train_form(snap_compare, seeded_db, tiny_model_path):  # noqa: F811
+def test_train_form(snap_compare, seeded_db, tiny_model_path, monkeypatch):  # noqa: F811
+    # The memory line checks against this machine's free memory: fix it for a stable picture.
+    monkeypatch.setattr("engine.memory.host_memory", lambda: (24.0, 16.0))
+
     def form(app):
         pane = app.query_one("TrainPane")
         pane.action_toggle_view()
@@ -109,3 +112,14 @@ def test_evaluate_results_80x24(snap_compare, seeded_db):  # noqa: F811
 
 def test_too_small(snap_compare, seeded_db):  # noqa: F811
     assert snap_compare(make_app(seeded_db), terminal_size=(50, 14), run_before=_before())
+
+
+def test_playground_80x24(snap_compare, seeded_db):  # noqa: F811
+    """Playground at 80x24: the top row's controls whole, the prompt's origin on its own row."""
+
+    def focus(app):
+        app.query_one("#pg-generate").focus()  # an Input's blinking cursor is not stable
+
+    assert snap_compare(
+        make_app(seeded_db), terminal_size=(80, 24), run_before=_before("f4", then=focus)
+    )

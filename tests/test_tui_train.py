@@ -487,3 +487,75 @@ async def test_form_is_readable_at_80x24(db_path, monkeypatch, tmp_path):
         await pilot.press("y")
         await pilot.pause()
         assert "model: tiny" in saved.read_text()
+
+
+async def test_train_log_shows_its_tail_and_follows_a_running_run(db_path, monkeypatch, tmp_path):
+    """`l` in the live view shows the run's train.log: the tail of a long one, then each line
+    the run writes while it runs (read in a worker), until it ends."""
+    from engine import runlog
+    from tui.log_view import TAIL_BYTES, TrainLogScreen
+    from tui.train import LiveView, TrainPane
+
+    monkeypatch.chdir(REPO)
+    run_id = seed_val_run(db_path, finish=False)
+    out = tmp_path / "run-out"
+    out.mkdir()
+    db = runlog.connect(db_path)
+    runlog.update_run(db, run_id, out_dir=str(out))
+    log = out / "train.log"
+    n_old = TAIL_BYTES // 20 + 2000  # longer than the tail shown
+    log.write_text("".join(f"old line {i:08d}\n" for i in range(n_old)))
+    app = PaneApp(TrainPane, db_path, ["datasets/sample"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        live = app.query_one(LiveView)
+        await wait_for(pilot, lambda: live.run_id == run_id and live.status == "running")
+        live.focus()
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainLogScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.lines())
+        lines = screen.lines()
+        assert lines[-1] == f"old line {n_old - 1:08d}"
+        assert lines[0].startswith("old line ") and lines[0] != "old line 00000000"
+        assert len(lines) < n_old
+
+        with open(log, "a", encoding="utf-8") as f:
+            f.write("step 61 · loss 0.31 ✓\nprogress 10%\rprogress 100%\nhalf a li")
+        await wait_for(pilot, lambda: screen.lines()[-1] == "progress 100%")
+        assert screen.lines()[-2] == "step 61 · loss 0.31 ✓"
+        assert screen.running
+        with open(log, "a", encoding="utf-8") as f:
+            f.write("ne\nrun finished\n")
+        runlog.finish_run(db, run_id, "completed", summary={})
+        await wait_for(pilot, lambda: not screen.running)
+        assert screen.lines()[-2:] == ["half a line", "run finished"]
+        assert "ended" in str(screen.query_one("#log-status").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, TrainLogScreen)
+
+
+async def test_evaluate_a_completed_run_from_the_live_view(seeded_db):  # noqa: F811
+    from pathlib import Path
+
+    from textual.widgets import Input, Select
+
+    app = make_app(seeded_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        train = app.query_one("TrainPane")
+        live = app.query_one("LiveView")
+        await wait_for(pilot, lambda: live.run_id == 3)  # re-attached to the running run
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press("e")  # a running run: not yet
+        await settle(pilot)
+        assert app.query_one("#panes").active == "train"
+        train.attach(2)
+        await wait_for(pilot, lambda: live.status == "completed")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.query_one("#panes").active == "evaluate")
+        await wait_for(pilot, lambda: app.query_one("#ev-adapter", Input).value == "2")
+        await settle(pilot)
+        data = app.query_one("#ev-data", Select).value
+        assert Path(str(data)).resolve() == (REPO / "datasets/sample/test.jsonl").resolve()

@@ -43,6 +43,8 @@ PANES = [
 # in progress when quitting.
 QUIET_GROUPS = {
     "app-running",
+    "runlog-read",
+    "ev-datasets",
     "runs-load",
     "train-tail",
     "train-check",
@@ -51,6 +53,9 @@ QUIET_GROUPS = {
     "datasets-discover",
     "datasets-load",
     "datasets-tokens",
+    "runs-evaluate",
+    "curves-read",
+    "train-log",
 }
 
 
@@ -260,6 +265,11 @@ class SchemaLabApp(App):
             return
         if pane is None:
             return
+        # Only the pane on show: focusing inside another tab makes that tab active, whose
+        # activation queues a focus of its own; after quick switches two such calls in flight
+        # kept swapping tabs and focus (and redrawing the footer) for ever while idle.
+        if self.query_one("#panes", TabbedContent).active != pane_id:
+            return
         if hasattr(pane, "focus_default"):
             pane.focus_default()
             return
@@ -313,6 +323,21 @@ class SchemaLabApp(App):
             else:
                 self.notify("The Evaluate pane cannot show runs.", severity="warning")
 
+    async def on_runs_pane_evaluate_run(self, message: RunsPane.EvaluateRun) -> None:
+        """Evaluate a training run: its adapter (best checkpoint), model and test file."""
+        pane = await self.ensure_pane("evaluate")
+        await self.action_show_pane("evaluate")
+        if not hasattr(pane, "prefill"):
+            self.notify("The Evaluate pane cannot be filled in from a run.", severity="warning")
+            return
+        pane.prefill(str(message.run_id), message.data)
+        if message.model:  # the adapter's base model
+            for field in pane.query("#ev-model"):
+                field.value = message.model
+        where = Path(message.data).name if message.data else "the data set chosen in the form"
+        self.notify(f"Evaluate run #{message.run_id}'s best checkpoint on {where}: ctrl+g runs it."
+                    + ("" if message.data else " (no test file found beside its training data)"))
+
     def train_settings(self) -> tuple[str, int | None] | None:
         """The Train form's model and max_seq_len, once the Train pane exists (for Stats)."""
         pane = self.pane_widget("train")
@@ -324,7 +349,10 @@ class SchemaLabApp(App):
 
     def on_train_pane_model_changed(self, message: TrainPane.ModelChanged) -> None:
         # Panes mount lazily: before Datasets exists it reads the form when it opens its stats.
-        datasets = self.pane_widget("datasets")
+        try:
+            datasets = self.pane_widget("datasets")
+        except NoMatches:  # the app is closing: its tabs are already gone
+            return
         if isinstance(datasets, DatasetsPane):
             datasets.set_token_model(message.model, message.max_seq_len)
 
@@ -396,7 +424,9 @@ def run_app(db_path: str = "runs.db", dataset_paths: list[str] | None = None) ->
     from engine import runlog
 
     try:
-        runlog.connect(db_path).conn.close()
+        db = runlog.connect(db_path)
+        runlog.reap_interrupted(db)  # record runs whose process is gone (reads only show it)
+        db.conn.close()
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
         print(f"schemalab: cannot open run log {db_path}: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +32,12 @@ from tui.widgets import (
 
 ALL = ""  # the "no filter" value of every filter
 SEVERITY_MARK = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[blue]i[/blue]"}
+# What the example detail shows of a large record: longer strings and arrays are cut (with a
+# note of how much), so a 50 MB value never stalls the screen.
+PREVIEW_CHARS = 200
+PREVIEW_ITEMS = 50
+PREVIEW_PROMPT = 20_000
+MESSAGE_CHARS = 400
 
 
 class _Cancelled(Exception):
@@ -199,7 +206,11 @@ class DatasetsPane(Vertical):
             infos = discover_datasets(self.dataset_paths)
             db = open_db(self.db_path)
             try:
-                statuses = {str(i.path): validation_status(db, i.path) for i in infos}
+                statuses = {
+                    str(i.path): "[red]unreadable[/red]" if getattr(i, "error", None)
+                    else validation_status(db, i.path)
+                    for i in infos
+                }
             finally:
                 db.conn.close()
         except Exception as exc:  # noqa: BLE001 - reported, not raised
@@ -456,8 +467,12 @@ class DatasetsPane(Vertical):
             return
         if ex is not None:
             where = f"{Path(ex.file or self.path or '').name}:{ex.line}" if ex.line else ""
-            prompt.update(f"[b]{escape(ex.id)}[/b] [dim]{where}[/dim]\n{escape(ex.prompt)}")
-            first = expected.show(ex.expected, [f["path"] for f in found if f.get("path")])
+            text = ex.prompt if len(ex.prompt) <= PREVIEW_PROMPT else (
+                ex.prompt[:PREVIEW_PROMPT] + f"… ({len(ex.prompt) - PREVIEW_PROMPT} more "
+                "characters)")
+            prompt.update(f"[b]{escape(ex.id)}[/b] [dim]{where}[/dim]\n{escape(text)}")
+            first = expected.show(preview(ex.expected),
+                                  [f["path"] for f in found if f.get("path")])
             # Bring the offending lines into view, with two lines of context above them.
             box = self.query_one("#json-box", VerticalScroll)
             self.call_after_refresh(box.scroll_to, y=max(0, (first or 0) - 2), animate=False)
@@ -467,8 +482,9 @@ class DatasetsPane(Vertical):
         lines = []
         for f in found:
             mark = SEVERITY_MARK.get(f["severity"], "")
-            at = f" at {escape(f['path'])}" if f.get("path") else ""
-            lines.append(f"{mark} [b]{f['kind']}[/b]{at}: {escape(str(f['message']))}")
+            at = f" at {escape(middle_cut(str(f['path']), 80))}" if f.get("path") else ""
+            message = middle_cut(str(f["message"]), MESSAGE_CHARS)
+            lines.append(f"{mark} [b]{f['kind']}[/b]{at}: {escape(message)}")
         findings_box.update("\n".join(lines) if lines else "[green]No findings.[/green]")
 
     def show_validation(self, run_id: int) -> None:
@@ -586,6 +602,10 @@ class DatasetsPane(Vertical):
     def on_datasets_pane_failed(self, message: Failed) -> None:
         if message.what == "validation":
             self._hide_progress()
+        if message.what == "finding data sets" and not self.infos:
+            self.query_one("#example-prompt", Static).update(
+                f"[red]Cannot list the data sets:[/red] {escape(message.message)}"
+            )
         if message.what == "counting tokens":
             self.query_one("#stats-lengths", Static).update(
                 f"[red]Cannot count tokens with {escape(self.token_model)!r}:[/red] "
@@ -685,6 +705,44 @@ def default_max_seq_len() -> int:
         return int(DEFAULTS.get("max_seq_len") or 512)
     except Exception:  # noqa: BLE001 - a fallback for the stats view only
         return 512
+
+
+def _too_big(value: Any) -> bool:
+    """Whether a value has a string or array longer than the preview shows, looking at no
+    more than a few thousand nodes."""
+    stack, seen = [value], 0
+    while stack and seen < 5000:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, str) and len(node) > PREVIEW_CHARS:
+            return True
+        if isinstance(node, (list, dict)):
+            if len(node) > PREVIEW_ITEMS:
+                return True
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return bool(stack)
+
+
+def preview(value: Any, depth: int = 0) -> Any:
+    """`value` itself when small; else a copy with long strings cut and long arrays and
+    objects ending in a note of how many items are left out."""
+    if depth == 0 and not _too_big(value):
+        return value
+    if isinstance(value, str) and len(value) > PREVIEW_CHARS:
+        return value[:PREVIEW_CHARS] + f"… ({len(value) - PREVIEW_CHARS} more characters)"
+    if depth > 30:
+        return "…"
+    if isinstance(value, list):
+        out = [preview(v, depth + 1) for v in value[:PREVIEW_ITEMS]]
+        if len(value) > PREVIEW_ITEMS:
+            out.append(f"… {len(value) - PREVIEW_ITEMS} more items")
+        return out
+    if isinstance(value, dict):
+        out = {k: preview(v, depth + 1) for k, v in islice(value.items(), PREVIEW_ITEMS)}
+        if len(value) > PREVIEW_ITEMS:
+            out["…"] = f"{len(value) - PREVIEW_ITEMS} more keys"
+        return out
+    return value
 
 
 def _matches(want: dict[str, str], schema, complexity, split, found: list[dict]) -> bool:

@@ -39,6 +39,7 @@ SIDES = ("a", "b")
 FALLBACK_PRESETS = ("greedy", "loop-guard")
 # Streamed pieces are batched so a fast model does not flood the message queue.
 POST_EVERY_S = 0.03
+TYPED_PROMPT = "typed prompt (ctrl+o picks a data set example)"
 
 
 def preset_names() -> list[str]:
@@ -96,7 +97,7 @@ class PlaygroundColumn(Vertical):
         default = "greedy" if "greedy" in self.presets else self.presets[0]
         with Horizontal(classes="settings"):
             yield TextInput("tiny", placeholder="model", id=f"model-{side}", compact=True)
-            yield TextInput(placeholder="adapter: run id or path", id=f"adapter-{side}", compact=True)
+            yield TextInput(placeholder="adapter (ctrl+r)", id=f"adapter-{side}", compact=True)
         with Horizontal(classes="settings"):
             yield Select(
                 [(p, p) for p in self.presets], value=default, allow_blank=False,
@@ -329,7 +330,8 @@ class PlaygroundPane(Vertical):
     PlaygroundPane #pg-top Label { width: auto; padding-right: 1; }
     PlaygroundPane #pg-schema { width: 24; }
     PlaygroundPane #pg-max-tokens { width: 8; }
-    PlaygroundPane #pg-example { width: 1fr; color: $text-muted; }
+    PlaygroundPane #pg-top-gap { width: 1fr; }
+    PlaygroundPane #pg-example { height: 1; color: $text-muted; }
     PlaygroundPane #pg-top Button { min-width: 10; margin-left: 1; }
     PlaygroundPane #pg-prompt { height: 6; }
     PlaygroundPane #pg-expected { height: auto; max-height: 2; color: $text-muted; }
@@ -381,21 +383,21 @@ class PlaygroundPane(Vertical):
         self.dataset_paths = [str(p) for p in dataset_paths]
         self.example = None  # the picked Example, whose expected output columns are scored against
         self.schema: dict | None = None
-        self._generators: dict[tuple[str, str | None], Any] = {}
-        self._generator_lock = threading.Lock()
         self._cancel: dict[str, threading.Event] = {s: threading.Event() for s in SIDES}
         self._registries: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         presets = preset_names()
+        # Controls on one row that fits 80 columns; where the prompt comes from on its own row.
         with Horizontal(id="pg-top"):
             yield Label("schema")
             yield TextInput(placeholder="schema id", id="pg-schema", compact=True)
-            yield Static("typed prompt (ctrl+o picks a data set example)", id="pg-example")
             yield Label("max tokens")
             yield TextInput(placeholder="preset", type="integer", id="pg-max-tokens", compact=True)
+            yield Static(id="pg-top-gap")
             yield Button("Generate", id="pg-generate", variant="primary", compact=True)
             yield Button("Cancel", id="pg-cancel", compact=True)
+        yield Static(TYPED_PROMPT, id="pg-example")
         yield TextArea(id="pg-prompt", placeholder="Text to extract JSON from", compact=True)
         yield Static("", id="pg-expected")
         with Horizontal(id="pg-columns"):
@@ -488,7 +490,7 @@ class PlaygroundPane(Vertical):
         """Clear the prompt, the expected output and both columns."""
         self.example, self.schema = None, None
         self.query_one("#pg-prompt", TextArea).text = ""
-        self.query_one("#pg-example", Static).update("typed prompt (ctrl+o picks a data set example)")
+        self.query_one("#pg-example", Static).update(TYPED_PROMPT)
         self.query_one("#pg-expected", Static).update("")
         for side in SIDES:
             self.column(side).reset()
@@ -599,20 +601,17 @@ class PlaygroundPane(Vertical):
             self.post_message(self.Failed(side, error_message(exc)))
 
     def _generator(self, request: ColumnRequest):
-        """A Generator for this column over the cached weights of (model, adapter); the weights
-        load here, in the worker, the first time. Each column gets its own light Generator so
-        its figures (`last`) stay its own while both share one copy of the model."""
-        from engine.decoding import Generator
+        """A Generator for this column over the weights of (model, adapter), loaded here, in the
+        worker, the first time and shared with the other column and the Evaluate pane
+        (tui.model_cache). Each column gets its own light Generator so its figures (`last`)
+        stay its own."""
+        from tui.model_cache import MODELS
 
-        key = (request.model, request.adapter or None)
-        with self._generator_lock:  # both columns on one model load it once
-            base = self._generators.get(key)
-            if base is None:
-                self.post_message(self.Status(request.side, f"loading model {request.model}…"))
-                base = Generator(request.model, adapter=request.adapter or None, db=self.db_path)
-                self._generators[key] = base
-        return Generator(request.model, model=base.model, tokenizer=base.tokenizer,
-                         template=request.template)
+        return MODELS.generator(
+            request.model, request.adapter or None, db=self.db_path, template=request.template,
+            on_load=lambda: self.post_message(
+                self.Status(request.side, f"loading model {request.model}…")),
+        )
 
     @staticmethod
     def _score(request: ColumnRequest, text: str, truncated: bool) -> dict:

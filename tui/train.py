@@ -50,9 +50,12 @@ class TrainPane(TrainForm, Vertical):
         Binding("c", "cancel_run", "Cancel"),
         Binding("u", "resume_run", "Resume"),
         Binding("g", "toggle_lr", "LR"),
+        Binding("l", "show_log", "Log"),
+        Binding("e", "evaluate_run", "Evaluate"),
     ]
     FORM_ONLY: ClassVar[set[str]] = {"load_yaml", "save_yaml"}
-    LIVE_ONLY: ClassVar[set[str]] = {"cancel_run", "resume_run", "toggle_lr"}
+    LIVE_ONLY: ClassVar[set[str]] = {
+        "cancel_run", "resume_run", "toggle_lr", "show_log", "evaluate_run"}
 
     @dataclass
     class ModelChanged(Message):
@@ -183,6 +186,10 @@ class TrainPane(TrainForm, Vertical):
             return True if live.can_cancel() else None
         if action == "resume_run":
             return True if live.can_resume() else None
+        if action in ("show_log", "evaluate_run"):
+            # With a run on show `e` answers for it (a running one: not yet), never falling
+            # through to the app's `e` for the Evaluate pane.
+            return True if live.run_id is not None else None
         return True
 
     def action_toggle_view(self) -> None:
@@ -300,6 +307,26 @@ class TrainPane(TrainForm, Vertical):
 
     def action_toggle_lr(self) -> None:
         self.query_one(LiveView).toggle_lr()
+
+    def action_show_log(self) -> None:
+        """The run's train.log, following it while the run runs."""
+        from tui.log_view import TrainLogScreen, log_path
+
+        live = self.query_one(LiveView)
+        if live.run_id is None:
+            self.notify("No training run on show.", severity="warning")
+            return
+        self.app.push_screen(TrainLogScreen(self.db_path, live.run_id, log_path(live.run or {})))
+
+    def action_evaluate_run(self) -> None:
+        """Open Evaluate on this run's best checkpoint, model and test file."""
+        from tui.runs import request_evaluation
+
+        live = self.query_one(LiveView)
+        if live.status != "completed" or not live.run:
+            self.notify("Evaluate a training run once it has completed.", severity="warning")
+            return
+        request_evaluation(self, live.run)
 
 
 def running_train_runs(db_path: str) -> list[int]:

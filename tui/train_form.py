@@ -359,10 +359,17 @@ class TrainForm:
         except Exception as exc:  # noqa: BLE001
             self.post_message(self.Checked(key, "", f"[red]{escape(short_error(exc))}[/red]"))
             return
-        memory = _memory_text(cfg, card_gb)
+        try:
+            from engine.train.data import length_report
+
+            report = length_report(cfg)
+        except Exception as exc:  # noqa: BLE001 - shown in the lengths line
+            report = exc
+        longest = getattr(report, "longest_kept", None) or None
+        memory = _memory_text(cfg, card_gb, longest=longest)
         if get_current_worker().is_cancelled:
             return
-        self.post_message(self.Checked(key, memory, _lengths_text(cfg)))
+        self.post_message(self.Checked(key, memory, _lengths_text(cfg, report)))
 
     @work(thread=True, exclusive=True, group="train-model-check", exit_on_error=False)
     def _check_model(self, key: tuple) -> None:
@@ -453,30 +460,74 @@ def _resolve_paths(config: dict, base: Path) -> dict:
     return out
 
 
-def _memory_text(cfg, card_gb: float) -> str:
+def _memory_text(cfg, card_gb: float | None, *, longest: int | None = None) -> str:
+    """The memory estimate for the device this machine would train on (checked against its
+    available memory, with the changes that fit when it does not), then, when that device is
+    not a GPU, the estimate for a CUDA card of `card_gb`."""
     try:
-        from engine.models import estimate_memory
+        from engine.memory import describe_change, estimate_memory, suggestions
 
-        est = estimate_memory(cfg.model, cfg, card_gb=card_gb)
+        est = estimate_memory(cfg.model, cfg, longest=longest)
     except Exception as exc:  # noqa: BLE001 - an estimate is advice, not a blocker
         return f"[dim]memory estimate unavailable: {escape(short_error(exc))}[/dim]"
-    verdict = "[green]fits[/green]" if est.fits else "[red]does not fit[/red]"
     parts = ", ".join(
         f"{k} {v:.2f}" for k, v in est.breakdown.items() if isinstance(v, (int, float))
     )
-    return f"Memory ≈ {est.total_gb:.2f} GB: {verdict} a {card_gb:g} GB card\n[dim]{parts}[/dim]"
+    head = f"Memory ≈ {est.total_gb:.2f} GB {est.what} ({est.device}, {est.dtype}): "
+    if est.fits:
+        lines = [head + f"[green]fits[/green] {escape(est.where())}"]
+    else:
+        lines = [head + f"[red]does not fit[/red] {escape(est.where())}; "
+                 "launching may be killed for lack of memory"]
+        try:
+            fixes = suggestions(cfg.model, cfg, est, longest=longest)
+        except Exception:  # noqa: BLE001
+            fixes = []
+        if fixes:
+            lines.append("[yellow]fits with: " + escape("; ".join(
+                f"{describe_change(f['change'])} (~{f['estimate_gb']:.1f} GB)" for f in fixes))
+                + "[/yellow]")
+    lines.append(f"[dim]{parts}[/dim]")
+    if est.device != "cuda" and card_gb:
+        try:
+            gpu = estimate_memory(cfg.model, cfg, card_gb=card_gb, longest=longest)
+            verdict = "[green]fits[/green]" if gpu.fits else "[red]does not fit[/red]"
+            lines.append(f"[dim]on a {card_gb:g} GB GPU (bf16): ≈ {gpu.total_gb:.2f} GB,[/dim] "
+                         f"{verdict}")
+        except Exception:  # noqa: BLE001
+            pass
+    return "\n".join(lines)
 
 
-def _lengths_text(cfg) -> str:
+def _lengths_text(cfg, rep=None) -> str:
     try:
         from engine.train.data import length_report
 
-        rep = length_report(cfg)
+        if isinstance(rep, Exception):
+            raise rep
+        rep = rep or length_report(cfg)
     except Exception as exc:  # noqa: BLE001
         return f"[dim]length check unavailable: {escape(short_error(exc))}[/dim]"
     if rep.n_too_long:
-        return (
+        text = (
             f"[yellow]{rep.n_too_long} of {rep.n_total} examples are longer than "
             f"max_seq_len {cfg.max_seq_len} and would be dropped[/yellow]"
         )
-    return f"[green]all {rep.n_total} examples fit max_seq_len {cfg.max_seq_len}[/green]"
+    else:
+        text = f"[green]all {rep.n_total} examples fit max_seq_len {cfg.max_seq_len}[/green]"
+    return text + _load_problems_text(getattr(rep, "skipped", None) or [])
+
+
+def _load_problems_text(skipped: list[dict]) -> str:
+    """A line under the lengths for data lines that could not be loaded (left out)."""
+    if not skipped:
+        return ""
+    n = len(skipped)
+    first = skipped[0]
+    more = f" (+{n - 1} more; Datasets pane lists them)" if n > 1 else ""
+    return (
+        f"\n[red]{n} line{'s' if n != 1 else ''} could not be loaded and "
+        f"{'are' if n != 1 else 'is'} left out:[/red] "
+        f"{escape(first['where'])} {escape(first['kind'])}: "
+        f"{escape(first['message'][:120])}{more}"
+    )

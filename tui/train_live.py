@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
-from tui.widgets import format_duration, open_db, run_duration
+from tui.widgets import QuietProgressBar, format_duration, open_db, run_duration
 
 TAIL_EVERY_S = 1.0
 STATUS_STYLE = {
@@ -123,7 +123,7 @@ class LiveView(Vertical, can_focus=True):
 
         yield Static(id="live-title")
         with Horizontal(id="live-progress-row"):
-            yield ProgressBar(id="live-progress", show_eta=False)
+            yield QuietProgressBar(id="live-progress")
             yield Static(id="live-stats")
         yield Static(id="live-val")
         with Horizontal(id="live-charts"):
@@ -135,15 +135,24 @@ class LiveView(Vertical, can_focus=True):
         self.query_one("#live-title", Static).update(
             "No training run on show: launch one from the form (ctrl+l), or open one in Runs."
         )
-        self.set_interval(TAIL_EVERY_S, self._tick)
+        # Tails only while on screen (paused on Hide); showing it again reads at once.
+        self._follow = self.set_interval(TAIL_EVERY_S, self._tick, name="live-tail", pause=True)
+        self._bindings_key: tuple | None = None
         self._draw()
+
+    def on_show(self) -> None:
+        self._follow.resume()
+        self._tick()
+
+    def on_hide(self) -> None:
+        self._follow.pause()
 
     def attach(self, run_id: int) -> None:
         self.run_id, self.run, self.status, self.best = run_id, None, None, None
         self.series = {}
         self.n_checkpoints = 0
         self._done = False
-        self._tick()
+        self._tail(run_id, -1)  # read at once, on screen or not
 
     def can_cancel(self) -> bool:
         """A run is on show that is running, or not read yet (just re-attached): the engine
@@ -169,6 +178,8 @@ class LiveView(Vertical, can_focus=True):
         return max((max(s) for s in self.series.values() if s), default=-1)
 
     def _tick(self) -> None:
+        if not self.region:  # not on screen (a hidden tab or view): nothing to draw
+            return
         if self.run_id is not None and not self._done:
             # Re-read the last step: its validation rows may land after its training rows.
             self._tail(self.run_id, self.last_step() - 1)
@@ -206,7 +217,10 @@ class LiveView(Vertical, can_focus=True):
         # Rows are written before a run is closed, so one read after the end has them all.
         self._done = self.status != "running"
         self._draw()
-        self.screen.refresh_bindings()  # Cancel/Resume follow the status
+        key = (self.run_id, self.status, self.n_checkpoints)
+        if key != self._bindings_key:  # Cancel/Resume follow the status (not every tick:
+            self._bindings_key = key  # each refresh rebuilds the footer)
+            self.screen.refresh_bindings()
 
     def best_step(self) -> int | None:
         """The best checkpoint's step: the run's summary once it ended, else the run log's mark."""

@@ -109,7 +109,6 @@ def keep_text_on_focus(root: Widget) -> None:
     """Turn off select-on-focus for every Input under `root` (for panes built with plain Inputs)."""
     for field in root.query(Input):
         field.select_on_focus = False
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 _CONNECT_LOCK = threading.Lock()
@@ -162,7 +161,9 @@ def run_duration(run: dict) -> float | None:
 
 
 def _key_path(path: str, key: str) -> str:
-    return f"{path}.{key}" if _IDENT.match(key) else f"{path}[{json.dumps(key)}]"
+    from engine.jsontools import key_path  # the one spelling of a JSON path
+
+    return key_path(path, key)
 
 
 def json_lines(value: Any) -> tuple[str, dict[str, tuple[int, int]]]:

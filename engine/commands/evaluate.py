@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from engine.cli import add_db_argument
+from engine.cli import add_db_argument, run_id_arg
 from engine.metrics import FAILURE_ORDER
 from engine.prompt import TEMPLATES
 from engine.protocols import DEFAULT_PROTOCOL, PROTOCOLS
@@ -68,7 +68,7 @@ def register(sub) -> None:
                        description="For an evaluation: its failing examples with their diffs. For "
                        "a training run: config, summary, checkpoints with their validation metrics "
                        "(which is best) and every metric series.")
-    p.add_argument("run_id", type=int, metavar="RUN_ID")
+    p.add_argument("run_id", type=run_id_arg, metavar="RUN_ID")
     p.add_argument("--schema", metavar="NAME", help="evaluations: only this schema")
     p.add_argument("--failure", choices=FAILURE_ORDER, metavar="CATEGORY",
                    help=f"evaluations: one of {', '.join(FAILURE_ORDER)}")
@@ -78,8 +78,8 @@ def register(sub) -> None:
     p.set_defaults(handler=run_show)
 
     p = sub.add_parser("compare", help="per-schema and per-complexity deltas of two evaluations")
-    p.add_argument("eval_a", type=int, metavar="EVAL_A")
-    p.add_argument("eval_b", type=int, metavar="EVAL_B")
+    p.add_argument("eval_a", type=run_id_arg, metavar="EVAL_A")
+    p.add_argument("eval_b", type=run_id_arg, metavar="EVAL_B")
     p.add_argument("--format", choices=["table", "json"], default="table", dest="output_format")
     add_db_argument(p)
     p.set_defaults(handler=run_compare)
@@ -124,6 +124,19 @@ def run_eval(args: argparse.Namespace) -> int:
     def on_progress(done: int, total: int, exact: float) -> None:
         progress.update(task, completed=done, total=total, exact=f"{exact:.1%}")
 
+    if args.batch_size < 1:
+        return _err(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        return _err(f"--limit must be at least 1, got {args.limit} (leave it out for every "
+                    "example)")
+    import signal
+    import threading
+
+    def on_term(signum, frame):  # SIGTERM stops like Ctrl-C: the run ends `cancelled`
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, on_term) if main else None
     try:
         with progress:
             run_id = evaluate.run_evaluation(
@@ -133,6 +146,9 @@ def run_eval(args: argparse.Namespace) -> int:
                 device=args.device, protocol=args.protocol, prompt_template=args.prompt_template)
     except (evaluate.EvaluationError, DecodingError, ModelError) as exc:
         return _err(str(exc))
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
     report = evaluate.load_report(args.db, run_id)
     if report.get("template_warning"):
         err.print(f"[yellow]warning:[/] {report['template_warning']}", markup=True,
@@ -236,25 +252,24 @@ def _print_report(console, report: dict) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rich.console import Console
     from rich.markup import escape
 
     from engine import evaluate, runlog
 
-    if Path(args.db).exists():
-        db = runlog.connect(args.db)
-        run = runlog.get_run(db, args.run_id)
-        if run is not None and run["kind"] == "train":
-            from engine.commands.show_train import show_train
+    db = runlog.connect_readonly(args.db)  # a read: never creates, migrates or writes
+    run = runlog.get_run(db, args.run_id)
+    if run is not None and run["kind"] == "train":
+        from engine.commands.show_train import show_train
 
-            return show_train(args, db, run)
+        return show_train(args, db, run)
     try:
-        report = evaluate.load_report(args.db, args.run_id)
+        report = evaluate.load_report(db, args.run_id)
     except evaluate.EvaluationError as exc:
         return _err(str(exc))
-    rows = evaluate.predictions(args.db, args.run_id, schema=args.schema,
+    if report.get("partial"):
+        Console(stderr=True).print(f"[yellow]note:[/] {escape(report['partial'])}")
+    rows = evaluate.predictions(db, args.run_id, schema=args.schema,
                                 failure=args.failure or "failing", limit=args.limit)
     if args.output_format == "json":
         print(json.dumps({"run": report, "predictions": rows}, indent=2, ensure_ascii=False,
@@ -291,10 +306,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from engine import evaluate
+    from engine import evaluate, runlog
 
     try:
-        result = evaluate.compare(args.db, args.eval_a, args.eval_b)
+        result = evaluate.compare(runlog.connect_readonly(args.db), args.eval_a, args.eval_b)
     except evaluate.EvaluationError as exc:
         return _err(str(exc))
     if args.output_format == "json":

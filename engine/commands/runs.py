@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.db).exists():
         runs = []
     else:
-        runs = runlog.list_runs(runlog.connect(args.db), kind=args.kind)
+        runs = runlog.list_runs(runlog.connect_readonly(args.db), kind=args.kind)
     if args.format == "json":
         rows = [
             {

@@ -99,6 +99,14 @@ def print_train(report: dict) -> None:
             f"{_fmt(s.get('val_eval_s_total'), '{:.1f}')} s in all "
             f"({_fmt(s.get('val_eval_share'), '{:.0%}')} of the run)"
         )
+    if s.get("peak_memory_gb") is not None or s.get("memory_estimate_gb") is not None:
+        kind = {"rss": "peak resident set", "cuda_reserved": "GPU reserved"}.get(
+            s.get("peak_memory_kind"), s.get("peak_memory_kind") or "-")
+        console.print(
+            f"peak memory {_fmt(s.get('peak_memory_gb'), '{:.2f}')} GB ({kind}), estimated "
+            f"{_fmt(s.get('memory_estimate_gb'), '{:.2f}')} GB on {s.get('memory_device', '?')}"
+            f" (measured / estimated {_fmt(s.get('memory_ratio'), '{:.2f}')})"
+        )
     if s.get("stopped_early"):
         console.print(f"[yellow]stopped early[/]: {escape(str(s.get('stop_reason')))}")
     if run.get("error"):

@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(report, run_id, db_path) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    from engine.data import shorten_middle
 
     console = Console()
     sev = report.by_severity
@@ -138,10 +141,10 @@ def print_table(report, run_id, db_path) -> None:
             color = "red" if f.severity == "error" else "yellow"
             table.add_row(
                 str(f.line or ""),
-                f.example_id or "",
+                escape(shorten_middle(f.example_id or "", 60)),
                 f"[{color}]{f.kind}[/]",
-                f.path or "",
-                f.message,
+                escape(shorten_middle(f.path or "", 80)),
+                escape(shorten_middle(f.message, 600)),
             )
         console.print(table)
         rest = sum(f.severity != "info" for f in report.findings) - len(shown)

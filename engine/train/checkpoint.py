@@ -24,15 +24,20 @@ def save_checkpoint(out_dir: Path, model, optimizer, scheduler, state: dict) -> 
     dest = checkpoint_dir(out_dir, state["step"])
     tmp = dest.with_name(f".tmp-{dest.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / "adapter")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    try:
+        tmp.mkdir(parents=True)
+        model.save_pretrained(tmp / "adapter")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    except BaseException:
+        # A full disk (or a stop) half way: the partial folder goes, the space comes back.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if dest.exists():  # the same step saved again (a cancel right after a periodic save)
         shutil.rmtree(dest)
     os.replace(tmp, dest)

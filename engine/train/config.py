@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ class TrainConfig:
     select_by: str = "json_exact"
     patience: int | None = None  # stop after N evaluations without improvement (null: never)
     keep_last: int = 3  # checkpoints kept besides the best; older ones are deleted
+    # Data-parallel processes (torchrun; one GPU each, or CPU processes with gloo). Every
+    # optimizer step takes batch_size x grad_accum x nproc examples, in the order one process
+    # with grad_accum x nproc would take them: see engine.train.distributed.
+    nproc: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,7 +95,7 @@ class TrainConfig:
 
     @property
     def effective_batch(self) -> int:
-        return self.batch_size * self.grad_accum
+        return self.batch_size * self.grad_accum * self.nproc
 
 
 DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
@@ -129,6 +134,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "select_by": (_STR, f"one of {', '.join(SELECT_BY)}"),
     "patience": (_INT, "an integer"),
     "keep_last": (_INT, "an integer"),
+    "nproc": (_INT, "an integer"),
     **{k: (_STR, "a path (string)") for k in PATH_KEYS},
 }
 # Names other tools use for the same settings, for the did-you-mean hint.
@@ -141,6 +147,8 @@ _ALIASES = {
     "num_train_epochs": "epochs",
     "per_device_train_batch_size": "batch_size",
     "gradient_accumulation_steps": "grad_accum",
+    "nproc_per_node": "nproc",
+    "world_size": "nproc",
     "max_length": "max_seq_len",
     "seq_len": "max_seq_len",
     "output_dir": "out_dir",
@@ -212,6 +220,9 @@ def _check_values(c: dict[str, Any]) -> list[str]:
         if not cond:
             p.append(message)
 
+    for key, value in c.items():  # .inf and .nan read as numbers but train nothing
+        if isinstance(value, float) and not math.isfinite(value):
+            p.append(f"{key} must be a finite number, got {value}")
     need(c["lora_r"] > 0, f"lora_r must be > 0, got {c['lora_r']}")
     need(c["lora_alpha"] > 0, f"lora_alpha must be > 0, got {c['lora_alpha']}")
     need(0 <= c["lora_dropout"] < 1, f"lora_dropout must be in [0, 1), got {c['lora_dropout']}")
@@ -234,7 +245,7 @@ def _check_values(c: dict[str, Any]) -> list[str]:
         f"precision must be one of {PRECISIONS}, got {c['precision']!r}",
     )
     for key in ("log_every", "eval_every", "save_every", "val_max_new_tokens", "val_eval_batch",
-                "keep_last"):
+                "keep_last", "nproc"):
         need(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     need(c["val_eval_limit"] >= 0, f"val_eval_limit must be >= 0 (0: off), got {c['val_eval_limit']}")
     need(
@@ -329,6 +340,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError([f"cannot read config file: {exc.strerror or exc}"], source) from exc
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            bad = exc.object[exc.start]
+            message = f"line {line}: not UTF-8 text (byte 0x{bad:02x}); save the file as UTF-8"
+            raise ConfigError([message], source) from exc
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -58,15 +58,38 @@ class LengthReport:
     max_seq_len: int
     longest: int = 0  # the longest example, kept or not
     longest_kept: int = 0
+    # Lines of the data files that yielded no example ({file, line, kind, message}), so they
+    # are left out of training: reported with the lengths, never dropped silently.
+    skipped: list[dict] = field(default_factory=list)
 
     def message(self) -> str:
+        """The length verdict, then the lines that could not be loaded (if any)."""
+        problems = self.load_problems()
+        return self.length_message() + (f"\n{problems}" if problems else "")
+
+    def length_message(self) -> str:
         if not self.n_too_long:
-            return f"all {self.n_total} examples fit max_seq_len={self.max_seq_len} (longest {self.longest})"
+            return (f"all {self.n_total} examples fit max_seq_len={self.max_seq_len} "
+                    f"(longest {self.longest})")
         ids = ", ".join(self.too_long_ids[:20]) + (" ..." if self.n_too_long > 20 else "")
         return (
             f"{self.n_too_long} of {self.n_total} examples are longer than max_seq_len="
             f"{self.max_seq_len} tokens (longest {self.longest}): {ids}"
         )
+
+    def load_problems(self, limit: int = 5) -> str:
+        """One line per skipped data line (the first `limit`), after a count; '' when none."""
+        if not self.skipped:
+            return ""
+        n = len(self.skipped)
+        lines = [(f"{n} line{'s' if n != 1 else ''} of the data could not be loaded and "
+                  f"{'are' if n != 1 else 'is'} left out of training (run `schemalab validate` "
+                  "on the file for all findings):")]
+        for f in self.skipped[:limit]:
+            lines.append(f"  {f['where']}: {f['kind']}: {f['message']}")
+        if n > limit:
+            lines.append(f"  ... and {n - limit} more")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -117,14 +140,30 @@ def labels_for(item: Encoded) -> list[int]:
     return [IGNORE] * item.n_prompt + item.input_ids[item.n_prompt :]
 
 
+def _where(finding) -> str:
+    name = Path(finding.file).name if finding.file else "?"
+    return f"{name}:{finding.line}" if finding.line else name
+
+
 def _load(path: str, registry=None) -> tuple[list, list]:
     from engine.data import load_examples
 
     result = load_examples(path, registry)
     if not result.examples:
-        problems = "; ".join(f.message for f in result.findings[:3])
+        problems = "; ".join(f"{_where(f)}: {f.message}" for f in result.findings[:3])
         raise DataError(f"{path}: no usable examples" + (f" ({problems})" if problems else ""))
     return result.examples, result.findings
+
+
+def skipped_lines(findings: list, examples: list) -> list[dict]:
+    """The error findings of lines that yielded no example, as {where, file, line, kind,
+    message}: those lines are not trained on."""
+    kept = {(e.file, e.line) for e in examples}
+    return [
+        {"where": _where(f), "file": f.file, "line": f.line, "kind": f.kind, "message": f.message}
+        for f in findings
+        if f.severity == "error" and (f.file, f.line) not in kept
+    ]
 
 
 def split_val(examples: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -140,17 +179,22 @@ def split_val(examples: list, fraction: float, seed: int) -> tuple[list, list]:
     return train, val
 
 
-def length_report(cfg, tokenizer=None, encoded: list[Encoded] | None = None) -> LengthReport:
-    """Which training examples are longer than cfg.max_seq_len (loads the tokenizer if needed)."""
+def length_report(
+    cfg, tokenizer=None, encoded: list[Encoded] | None = None, skipped: list[dict] | None = None
+) -> LengthReport:
+    """Which training examples are longer than cfg.max_seq_len (loads the tokenizer if needed),
+    and which lines of the data could not be loaded (`skipped`, when `encoded` is given)."""
     if encoded is None:
         if tokenizer is None:
             from engine.models import load_tokenizer
 
             tokenizer = load_tokenizer(cfg.model)
         registry = schema_registry(cfg)
-        examples, _ = _load(cfg.train_data, registry)
+        examples, findings = _load(cfg.train_data, registry)
         if cfg.val_data:
-            examples += _load(cfg.val_data, registry)[0]
+            more, more_findings = _load(cfg.val_data, registry)
+            examples, findings = examples + more, findings + more_findings
+        skipped = skipped_lines(findings, examples)
         encoded = _encode_all(cfg, tokenizer, examples, registry)
     long_ids = [e.id for e in encoded if len(e) > cfg.max_seq_len]
     kept = [len(e) for e in encoded if len(e) <= cfg.max_seq_len]
@@ -161,6 +205,7 @@ def length_report(cfg, tokenizer=None, encoded: list[Encoded] | None = None) -> 
         max_seq_len=cfg.max_seq_len,
         longest=max((len(e) for e in encoded), default=0),
         longest_kept=max(kept, default=0),
+        skipped=list(skipped or []),
     )
 
 
@@ -175,10 +220,11 @@ def prepare_data(cfg, tok) -> TrainData:
         train_examples, val_examples = split_val(examples, cfg.val_fraction, cfg.seed)
     train = _encode_all(cfg, tok, train_examples, registry)
     val = _encode_all(cfg, tok, val_examples, registry)
-    report = length_report(cfg, encoded=train + val)
+    skipped = skipped_lines(findings, train_examples + val_examples)
+    report = length_report(cfg, encoded=train + val, skipped=skipped)
     if report.n_too_long and cfg.too_long == "error":
         raise DataError(
-            report.message() + ". Raise max_seq_len, remove them, or set too_long: drop."
+            report.length_message() + ". Raise max_seq_len, remove them, or set too_long: drop."
         )
     train = [e for e in train if len(e) <= cfg.max_seq_len]
     fits = [len(e) <= cfg.max_seq_len for e in val]

@@ -55,6 +55,8 @@ def export_merged(db_path: str | Path, spec: int | str, out_dir: str | Path, log
     run, adapter, what = run_adapter(db_path, spec)
     log(f"run {run['id']} ({run['status']}): exporting {what}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"{out_dir} is a file; --merged takes a new folder to write")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise RunError(f"{out_dir} exists and is not empty; choose a new folder")
     base, tok = load_model(run["config"]["model"], device="cpu", dtype=torch.float32)

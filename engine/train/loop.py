@@ -9,6 +9,8 @@ window, so every target token weighs the same whatever batch it falls in.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import shutil
 import threading
@@ -22,6 +24,7 @@ from typing import Any
 from engine import runlog
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
 from engine.train.data import TrainData, collate, epoch_batches, prepare_data, steps_per_epoch
+from engine.train.distributed import n_targets
 from engine.train.select import BestTracker, evaluations, replay, selection_metric, to_delete
 from engine.train.val_eval import VAL_METRICS, ValEvaluator
 
@@ -96,22 +99,47 @@ def setup(cfg, device: str | None = None, log: Callable[[str], None] = print) ->
     return Setup(model, tok, data, device, autocast)
 
 
-def target_loss_sum(model, batch: dict, device: str, autocast):
-    """Summed cross-entropy over a batch's target tokens (prompt and pads contribute nothing)."""
+def TargetLoss(model, device: str, autocast):
+    """The training loss as an nn.Module around the PeftModel: `forward(batch)` returns the
+    summed cross-entropy over the batch's target tokens (prompt and pads contribute nothing)
+    and their count. Being a module's forward, it can run under DistributedDataParallel, whose
+    gradient synchronisation hooks on forward."""
+    return _target_loss_class()(model, device, autocast)
+
+
+@functools.cache
+def _target_loss_class():
     import torch
     import torch.nn.functional as F
 
-    base = model.get_base_model()
-    ids = batch["input_ids"].to(device, non_blocking=True)
-    mask = batch["attention_mask"].to(device, non_blocking=True)
-    index = batch["target_index"].to(device, non_blocking=True)
-    targets = batch["targets"].to(device, non_blocking=True)
-    kind = device.split(":")[0]
-    with torch.autocast(kind, dtype=autocast or torch.float32, enabled=autocast is not None):
-        hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-        hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1]).index_select(0, index)
-        logits = base.get_output_embeddings()(hidden)
-    return F.cross_entropy(logits.float(), targets, reduction="sum")
+    class _TargetLoss(torch.nn.Module):
+        def __init__(self, model, device: str, autocast):
+            super().__init__()
+            self.model, self.where, self.autocast = model, device, autocast
+
+        def forward(self, batch: dict):
+            device, autocast = self.where, self.autocast
+            base = self.model.get_base_model()
+            ids = batch["input_ids"].to(device, non_blocking=True)
+            mask = batch["attention_mask"].to(device, non_blocking=True)
+            index = batch["target_index"].to(device, non_blocking=True)
+            targets = batch["targets"].to(device, non_blocking=True)
+            kind = device.split(":")[0]
+            with torch.autocast(
+                kind, dtype=autocast or torch.float32, enabled=autocast is not None
+            ):
+                hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+                hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1]).index_select(0, index)
+                logits = base.get_output_embeddings()(hidden)
+            loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+            return loss, batch["n_target"]
+
+    return _TargetLoss
+
+
+def target_loss_sum(model, batch: dict, device: str, autocast):
+    """Summed cross-entropy over a batch's target tokens (see TargetLoss)."""
+    return TargetLoss(model, device, autocast)(batch)[0]
 
 
 def evaluate_loss(s: Setup, batch_size: int) -> float | None:
@@ -153,7 +181,7 @@ def make_optimizer(cfg, model, total_steps: int):
 
 def plan(cfg, n_train: int) -> tuple[int, int]:
     """(steps per epoch, total optimizer steps)."""
-    spe = steps_per_epoch(n_train, cfg.batch_size, cfg.grad_accum)
+    spe = steps_per_epoch(n_train, cfg.batch_size, cfg.grad_accum * getattr(cfg, "nproc", 1))
     total = spe * cfg.epochs
     return spe, min(total, cfg.max_steps) if cfg.max_steps else total
 
@@ -161,12 +189,46 @@ def plan(cfg, n_train: int) -> tuple[int, int]:
 def _gpu_metrics(device: str) -> dict[str, float]:
     import torch
 
+    from engine.memory import peak_rss_gb
+
     if not device.startswith("cuda"):
-        return {}
+        return {"peak_rss_gb": peak_rss_gb()}
     return {
         "gpu_mem_gb": torch.cuda.memory_allocated() / 2**30,
         "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "gpu_reserved_peak_gb": torch.cuda.max_memory_reserved() / 2**30,
     }
+
+
+def memory_record(cfg, s: Setup) -> dict:
+    """The memory estimate for this run's device, recorded in its summary beside the measured
+    peak (filled in at the end by measured_memory)."""
+    from engine.memory import estimate_memory
+
+    try:
+        est = estimate_memory(cfg.model, cfg, longest=s.data.report.longest_kept or None,
+                              device=s.device.split(":")[0])
+    except Exception as exc:  # noqa: BLE001 - an estimate is advice; the run goes on
+        return {"memory_estimate_error": str(exc)}
+    return {"memory_device": est.device, "memory_estimate_gb": est.total_gb,
+            "memory_estimate_parts": est.breakdown}
+
+
+def measured_memory(record: dict, device: str) -> dict:
+    """The measured peak beside the estimate, and their ratio (measured / estimated)."""
+    from engine.memory import peak_memory
+
+    out = dict(record)
+    peak = peak_memory(device)
+    out.update({k: round(v, 3) for k, v in peak.items()})
+    cuda = device.startswith("cuda")
+    out["peak_memory_kind"] = "cuda_reserved" if cuda else "rss"
+    if record.get("memory_estimate_gb"):
+        # The allocator's peak does not see the CUDA context: compare it without that term.
+        expected = record["memory_estimate_gb"] - (
+            (record.get("memory_estimate_parts") or {}).get("runtime", 0) if cuda else 0)
+        out["memory_ratio"] = round(peak["peak_memory_gb"] / max(expected, 1e-9), 3)
+    return out
 
 
 def train(
@@ -180,8 +242,13 @@ def train(
     progress: Callable[[int, int, dict | None], None] | None = None,
     log: Callable[[str], None] = print,
     device: str | None = None,
+    micro_batch: int | None = None,
+    group: Any = None,
 ) -> dict:
     """Train `cfg` as run `run_id`; returns a summary with status `completed` or `cancelled`.
+
+    `micro_batch` (a divisor of `cfg.batch_size`, set by a resume that lowers memory use) splits
+    every batch into micro-batches of that size: the same examples per step, less memory.
 
     `stop` is checked after every optimizer step and during evaluations: when set, a checkpoint
     is saved and the run ends `cancelled`. `progress(step, total, metrics_or_None)` is called
@@ -189,6 +256,9 @@ def train(
     `eval_every` steps, at every periodic save and at the last step; an evaluation that finds a
     new best (`select_by`) saves a checkpoint there, so the best is always kept. `patience`
     evaluations without improvement end the run early (`completed`, `stopped_early`).
+
+    `group` (engine.train.distributed.Group): this process is one rank of a data-parallel run;
+    only rank 0 (which gets `db`) writes the run log, checkpoints and the adapter and evaluates.
     """
     import torch
 
@@ -196,8 +266,15 @@ def train(
 
     stop = stop or threading.Event()
     out_dir = Path(out_dir)
-    s = setup(cfg, device, log)
+    if group is not None and group.is_main:  # the other ranks train what rank 0 was given
+        group.share((cfg.to_dict(), str(out_dir), resume_from and str(resume_from), micro_batch))
+    main = group is None or group.is_main
+    rank, world = (group.rank, group.world) if group is not None else (0, 1)
+    s = setup(cfg, group.device if group is not None else device, log if main else _quiet)
     model, data = s.model, s.data
+    loss_fn = TargetLoss(model, s.device, s.autocast)
+    if group is not None:
+        loss_fn = group.wrap(loss_fn)
     spe, total = plan(cfg, len(data.train))
     optimizer, scheduler = make_optimizer(cfg, model, total)
     lengths = [len(e) for e in data.train]
@@ -209,14 +286,21 @@ def train(
         state = load_checkpoint(resume_from, model, optimizer, scheduler)
         step, prior_elapsed = state["step"], state.get("elapsed_s", 0.0)
         prior_eval_s = state.get("val_eval_s_total", 0.0)
-        tracker = replay(metric, evaluations(runlog.metrics(db, run_id)))
-        log(f"resumed from {resume_from} at step {step} of {total}")
-    else:
+        if main:
+            tracker = replay(metric, evaluations(runlog.metrics(db, run_id)))
+            log(f"resumed from {resume_from} at step {step} of {total}")
+    elif main:
         runlog.log_metrics(db, run_id, 0, {"total_steps": total, "steps_per_epoch": spe})
-    remove_stale_tmp(out_dir)
-    runlog.update_run(
-        db, run_id, summary=_summary(cfg, data, step, total, None, None, prior_elapsed)
-    )
+    if main:
+        remove_stale_tmp(out_dir)
+    if s.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    mem_record = memory_record(cfg, s)
+    if main:
+        runlog.update_run(
+            db, run_id,
+            summary={**_summary(cfg, data, step, total, None, None, prior_elapsed), **mem_record},
+        )
     model.train()
     optimizer.zero_grad(set_to_none=True)
 
@@ -257,16 +341,28 @@ def train(
         epoch, k = divmod(step, spe)
         if epoch not in epoch_cache:
             epoch_cache = {epoch: epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)}
-        micro = epoch_cache[epoch][k * cfg.grad_accum : (k + 1) * cfg.grad_accum]
-        batches = [collate([data.train[i] for i in idx], s.tok.pad_token_id) for idx in micro]
-        denom = sum(b["n_target"] for b in batches)
-        for batch in batches:
-            loss_sum = target_loss_sum(model, batch, s.device, s.autocast)
-            (loss_sum / denom).backward()
-            window_loss = (
-                loss_sum.detach() if window_loss is None else window_loss + loss_sum.detach()
-            )
-            window_tokens += batch["n_tokens"]
+        n_micro = cfg.grad_accum * getattr(cfg, "nproc", 1)
+        micro = epoch_cache[epoch][k * n_micro : (k + 1) * n_micro]
+        if micro_batch:
+            micro = [b[j : j + micro_batch] for b in micro for j in range(0, len(b), micro_batch)]
+        # The target count of the whole step (every rank's micro-batches), from the lengths.
+        denom = sum(n_targets([data.train[i] for i in idx]) for idx in micro)
+        # Rank r takes micro-batches r, r+N, ...; DDP averages the ranks' gradients, so each
+        # scales its loss by N: the sum is the one-process gradient.
+        mine, weight = micro[rank::world], world
+        if not mine:  # fewer micro-batches than ranks (an epoch's end): a zero-weight pass
+            mine, weight = micro[:1], 0
+        batches = [collate([data.train[i] for i in idx], s.tok.pad_token_id) for idx in mine]
+        for i, batch in enumerate(batches):
+            last_micro = i == len(batches) - 1
+            with loss_fn.no_sync() if group is not None and not last_micro else _no_op():
+                loss_sum, _ = loss_fn(batch)
+                (loss_sum * weight / denom).backward()
+            if weight:
+                window_loss = (
+                    loss_sum.detach() if window_loss is None else window_loss + loss_sum.detach()
+                )
+                window_tokens += batch["n_tokens"]
         window_targets += denom
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
@@ -281,8 +377,10 @@ def train(
             # .item() here is the one CPU-GPU sync point of a logging step.
             span = max(now - last_log_t, 1e-9)
             per_step = (now - t0) / (step - start_step)
+            if group is not None:  # every rank's share of the window
+                window_loss, window_tokens = group.sum([_or0(window_loss), window_tokens])
             metrics = {
-                "train_loss": window_loss.item() / max(window_targets, 1),
+                "train_loss": float(window_loss) / max(window_targets, 1),
                 "lr": lr,
                 "grad_norm": float(grad_norm.item()),
                 "tokens_per_s": window_targets / span,
@@ -295,8 +393,8 @@ def train(
             window_loss, window_targets, window_tokens, last_log_t = None, 0, 0, now
         periodic_save = step % cfg.save_every == 0 and step < total
         improved = False
-        if step % cfg.eval_every == 0 or step == total or periodic_save:
-            eval_metrics = {"val_loss": evaluate_loss(s, cfg.batch_size)}
+        if main and (step % cfg.eval_every == 0 or step == total or periodic_save):
+            eval_metrics = {"val_loss": evaluate_loss(s, micro_batch or cfg.batch_size)}
             try:
                 eval_metrics.update(val_eval(eval_cancel) or {})
             except Cancelled:
@@ -308,28 +406,35 @@ def train(
             improved = tracker.update(step, eval_metrics.get(metric), eval_metrics["val_loss"])
             metrics = {**(metrics or {}), **eval_metrics}
             now = time.monotonic()
-        if metrics:
+        if metrics and main:
             runlog.log_metrics(db, run_id, step, metrics)
             last.update({k: v for k, v in metrics.items() if v is not None})
             last_hb = now
-        elif now - last_hb > HEARTBEAT_S:
+        elif main and now - last_hb > HEARTBEAT_S:
             runlog.heartbeat(db, run_id)
             last_hb = now
         if progress:
             progress(step, total, metrics)
         at_eval = _at(eval_metrics, metrics)
-        if stop.is_set() and step < total:
-            save(step, at_eval)
+        stopping = stop.is_set()
+        early = bool(step < total and at_eval and tracker.should_stop(cfg.patience))
+        if group is not None:  # the ranks stop together: any rank's stop, rank 0's decision
+            stopping, early = group.any(stopping, early)
+        if stopping and step < total:
+            if main:
+                save(step, at_eval)
             status = "cancelled"
             log(f"stopped at step {step} of {total}; checkpoint saved")
             break
-        if step < total and at_eval and tracker.should_stop(cfg.patience):
-            stop_reason = tracker.stop_reason(cfg.patience)
+        if early:
+            stop_reason = tracker.stop_reason(cfg.patience) if main else "rank 0 stopped early"
             log(f"stopping early at step {step} of {total}: {stop_reason}")
             break
-        if (periodic_save or improved) and step < total:
+        if (periodic_save or improved) and step < total and main:
             save(step, at_eval)
 
+    if not main:
+        return {"status": status}
     if status == "completed":
         save(step, _at(eval_metrics, metrics), final=True)
         adapter = out_dir / "adapter"
@@ -348,10 +453,23 @@ def train(
         val_eval_s_total=round(eval_s, 2),
         val_eval_share=eval_s / elapsed if elapsed > 0 else None,
         val_eval_examples=len(val_eval.examples),
+        **measured_memory(mem_record, s.device),
         **{k: last[k] for k in VAL_METRICS if k in last},
         **best_summary(db, run_id, metric),
     )
     return summary
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0 (rank 0 reports the data and the run)."""
+
+
+def _no_op():
+    return contextlib.nullcontext()
+
+
+def _or0(value):
+    return 0.0 if value is None else value
 
 
 def _at(eval_metrics: dict, metrics: dict | None) -> dict:
@@ -405,4 +523,7 @@ def _summary(cfg, data: TrainData, step, total, train_loss, val_loss, elapsed) -
         "too_long_ids": data.report.too_long_ids[:100],
         "longest": data.report.longest,
         "effective_batch": cfg.effective_batch,
+        # Data lines that could not be loaded, so were not trained on ({where, kind, message}).
+        "n_skipped_lines": len(data.report.skipped),
+        "skipped_lines": data.report.skipped[:100],
     }
