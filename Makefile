@@ -36,6 +36,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check engine tui tests benchmarks datasets
+	$(BIN)/ruff format --check engine tui tests benchmarks datasets
 
 # Record the working .venv's versions as the constraints (torch stays with TORCH_SPEC).
 constraints: install

@@ -34,15 +34,20 @@ def published_loop(gen, items, max_new_tokens: int) -> tuple[float, int]:
     for prompt, schema_id, _schema in items:
         ids = torch.tensor([gen.encode(prompt, schema_id)], device=gen.device)
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                 max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
         n_tokens += out.shape[1] - ids.shape[1]
     return time.perf_counter() - start, n_tokens
 
 
-def batched_generate(gen, items, max_new_tokens: int, batch_size: int,
-                     cache: str | None) -> tuple[float, int]:
+def batched_generate(
+    gen, items, max_new_tokens: int, batch_size: int, cache: str | None
+) -> tuple[float, int]:
     """`model.generate` with the published settings (greedy, stop at EOS only), batched with
     left padding; `cache` "static" for a preallocated static KV cache."""
     import torch
@@ -52,18 +57,24 @@ def batched_generate(gen, items, max_new_tokens: int, batch_size: int,
     n_tokens = 0
     start = time.perf_counter()
     for i in range(0, len(items), batch_size):
-        encoded = [gen.encode(p, sid) for p, sid, _ in items[i:i + batch_size]]
+        encoded = [gen.encode(p, sid) for p, sid, _ in items[i : i + batch_size]]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, e in enumerate(encoded):
-            ids[row, width - len(e):] = torch.tensor(e)
-            mask[row, width - len(e):] = 1
+            ids[row, width - len(e) :] = torch.tensor(e)
+            mask[row, width - len(e) :] = 1
         extra = {"cache_implementation": cache} if cache else {}
         with torch.inference_mode():
-            out = model.generate(input_ids=ids.to(gen.device), attention_mask=mask.to(gen.device),
-                                 max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=pad, eos_token_id=eos, **extra)
+            out = model.generate(
+                input_ids=ids.to(gen.device),
+                attention_mask=mask.to(gen.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=eos,
+                **extra,
+            )
         for row in out[:, width:].tolist():  # tokens up to and including the first EOS
             n_tokens += row.index(eos) + 1 if eos in row else len(row)
     return time.perf_counter() - start, n_tokens
@@ -72,14 +83,20 @@ def batched_generate(gen, items, max_new_tokens: int, batch_size: int,
 def ours(gen, items, cfg, constrained: bool, batch_size: int) -> tuple[float, int, int]:
     start = time.perf_counter()
     outs = gen.generate(items, cfg, constrained=constrained, batch_size=batch_size)
-    return time.perf_counter() - start, sum(g.n_tokens for g in outs), sum(g.truncated for g in outs)
+    return (
+        time.perf_counter() - start,
+        sum(g.n_tokens for g in outs),
+        sum(g.truncated for g in outs),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                              / "edgejson" / "train_v3.jsonl"))
+    parser.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "edgejson" / "train_v3.jsonl"),
+    )
     parser.add_argument("--schemas", help="schema folder (default: beside the data)")
     parser.add_argument("--n", type=int, default=20, help="examples (the first N)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -93,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    from engine.decoding import Generator, decoding_from
-    from engine.evaluate import load_data, schema_of
+    from engine.decode.generate import Generator, decoding_from
+    from engine.evaluate.run import load_data, schema_of
 
     examples, registry, _ = load_data(args.data, args.schemas)
     examples = examples[: args.n]
@@ -126,12 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':48} {'seconds':>8} {'ex/s':>7} {'tokens':>7} {'tok/s':>7} {'trunc':>5}")
     for name, secs, toks, trunc in rows:
         print(f"{name:48} {secs:8.1f} {n / secs:7.3f} {toks:7d} {toks / secs:7.1f} {trunc!s:>5}")
-    print(f"examples/s, ours / published loop: {base_s / our_s:.2f}x; ours / generate batched "
-          f"(dynamic cache): {dyn_s / our_s:.2f}x"
-          + (f"; ours / generate batched (static cache): {sta[0] / our_s:.2f}x" if sta else ""))
-    print(f"tokens/s, ours / generate batched (dynamic cache): "
-          f"{(our_tok / our_s) / (dyn_tok / dyn_s):.2f}x"
-          + (f"; ours / static cache: {(our_tok / our_s) / (sta[1] / sta[0]):.2f}x" if sta else ""))
+    print(
+        f"examples/s, ours / published loop: {base_s / our_s:.2f}x; ours / generate batched "
+        f"(dynamic cache): {dyn_s / our_s:.2f}x"
+        + (f"; ours / generate batched (static cache): {sta[0] / our_s:.2f}x" if sta else "")
+    )
+    print(
+        f"tokens/s, ours / generate batched (dynamic cache): "
+        f"{(our_tok / our_s) / (dyn_tok / dyn_s):.2f}x"
+        + (f"; ours / static cache: {(our_tok / our_s) / (sta[1] / sta[0]):.2f}x" if sta else "")
+    )
     print(f"tokens/s, constrained / unconstrained: {(con_tok / con_s) / (our_tok / our_s):.2f}x")
     return 0
 

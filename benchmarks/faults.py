@@ -50,8 +50,13 @@ def env() -> dict:
 
 
 def cli(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine", *map(str, args)], env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", *map(str, args)],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait(pred, timeout=240.0) -> bool:
@@ -65,9 +70,13 @@ def wait(pred, timeout=240.0) -> bool:
 
 def steps(db: Path, run_id: int) -> list[int]:
     with sqlite3.connect(db) as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT step FROM metrics WHERE run_id = ? AND name = 'train_loss' ORDER BY step",
-            [run_id])]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT step FROM metrics WHERE run_id = ? AND name = 'train_loss' ORDER BY step",
+                [run_id],
+            )
+        ]
 
 
 def status(db: Path, run_id: int) -> str:
@@ -83,9 +92,18 @@ def intact(db: Path) -> bool:
 
 
 def tiny_cfg(*extra):
-    return load_config(None, ["model=tiny", f"train_data={SAMPLE / 'train.jsonl'}",
-                              "val_eval_limit=0", "grad_accum=1", "log_every=1",
-                              "eval_every=1000", *extra])
+    return load_config(
+        None,
+        [
+            "model=tiny",
+            f"train_data={SAMPLE / 'train.jsonl'}",
+            "val_eval_limit=0",
+            "grad_accum=1",
+            "log_every=1",
+            "eval_every=1000",
+            *extra,
+        ],
+    )
 
 
 class Tally:
@@ -133,14 +151,31 @@ def train_kill(work: Path, rng: random.Random, t: Tally) -> None:
     done = wait(lambda: status(db, run_id) in ("completed", "failed", "interrupted"), 300)
     got = steps(db, run_id)
     ok = done and status(db, run_id) == "completed" and got == list(range(1, 25))
-    t.add("train-kill", ok, done and got != list(range(1, 25)),
-          f"killed after {killed_at} logged steps; series {got[:2]}..{got[-1:]} ({len(got)})")
+    t.add(
+        "train-kill",
+        ok,
+        done and got != list(range(1, 25)),
+        f"killed after {killed_at} logged steps; series {got[:2]}..{got[-1:]} ({len(got)})",
+    )
 
 
 def eval_kill(work: Path, rng: random.Random, t: Tally) -> None:
     db = work / "runs.db"
-    proc = cli("eval", "--model", "tiny", "--data", SAMPLE / "test.jsonl", "--limit", "24",
-               "--batch-size", "2", "--set", "max_new_tokens=24", "--db", db)
+    proc = cli(
+        "eval",
+        "--model",
+        "tiny",
+        "--data",
+        SAMPLE / "test.jsonl",
+        "--limit",
+        "24",
+        "--batch-size",
+        "2",
+        "--set",
+        "max_new_tokens=24",
+        "--db",
+        db,
+    )
 
     def n_pred() -> int:
         try:
@@ -155,8 +190,12 @@ def eval_kill(work: Path, rng: random.Random, t: Tally) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     if not db.exists() or not intact(db):
-        t.add("eval-kill", not db.exists(), db.exists(), "no run log yet" if not db.exists()
-              else "run log damaged")
+        t.add(
+            "eval-kill",
+            not db.exists(),
+            db.exists(),
+            "no run log yet" if not db.exists() else "run log damaged",
+        )
         return
     runs = runlog.list_runs(runlog.connect_readonly(db), kind="eval")
     if not runs:
@@ -191,8 +230,12 @@ def first_open(work: Path, rng: random.Random, t: Tally) -> None:
         p.join(120)
     n = len(runlog.list_runs(runlog.connect_readonly(db))) if db.exists() else 0
     codes = [p.exitcode for p in procs]
-    t.add("first-open", codes == [0] * 6 and n == 6, n != sum(c == 0 for c in codes),
-          f"{codes.count(0)}/6 opened, {n} runs recorded")
+    t.add(
+        "first-open",
+        codes == [0] * 6 and n == 6,
+        n != sum(c == 0 for c in codes),
+        f"{codes.count(0)}/6 opened, {n} runs recorded",
+    )
 
     db = work / "killed.db"
     p = ctx.Process(target=_open_and_record, args=(str(db),))
@@ -223,15 +266,25 @@ def resume_race(work: Path, rng: random.Random, t: Tally) -> None:
     wait(lambda: status(db, run_id) != "running", 300)
     got = steps(db, run_id)
     ok = started == 1 and status(db, run_id) == "completed" and got == list(range(1, 17))
-    t.add("resume-race", ok, got != sorted(set(got)) or got != list(range(1, len(got) + 1)),
-          f"{started} of 3 resumes started a worker; {len(got)} steps")
+    t.add(
+        "resume-race",
+        ok,
+        got != sorted(set(got)) or got != list(range(1, len(got) + 1)),
+        f"{started} of 3 resumes started a worker; {len(got)} steps",
+    )
 
 
 def disk_full(work: Path, rng: random.Random, t: Tally) -> None:
     small = work / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(small)],
-                             capture_output=True, check=False).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(small)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
     if not mounted:
         print("  disk-full: skipped (cannot mount a small file system here)")
         return
@@ -239,13 +292,28 @@ def disk_full(work: Path, rng: random.Random, t: Tally) -> None:
         db = work / "runs.db"
         cfg = tiny_cfg("max_steps=8", "save_every=2", f"out_dir={small / 'run'}")
         run_id, _ = process.create_train_run(cfg, db)
-        subprocess.run([sys.executable, "-m", "engine.train.process", "--db", str(db),
-                        "--run-id", str(run_id)], env=env(), capture_output=True, timeout=600,
-                       check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine.train.process",
+                "--db",
+                str(db),
+                "--run-id",
+                str(run_id),
+            ],
+            env=env(),
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
         run = runlog.get_run(runlog.connect_readonly(db), run_id)
         half = list((small / "run" / "checkpoints").glob(".tmp-*"))
-        ok = (run["status"] == "failed" and (run["error"] or "").startswith("The disk is full")
-              and not half)
+        ok = (
+            run["status"] == "failed"
+            and (run["error"] or "").startswith("The disk is full")
+            and not half
+        )
         runs = cli("runs", "--db", db)
         runs.communicate(timeout=60)
         ok = ok and runs.returncode == 0
@@ -264,8 +332,12 @@ def main() -> int:
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="schemalab-faults-"))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    plan = ([train_kill] * args.trials + [eval_kill] * args.trials
-            + [first_open] * args.trials + [resume_race, disk_full])
+    plan = (
+        [train_kill] * args.trials
+        + [eval_kill] * args.trials
+        + [first_open] * args.trials
+        + [resume_race, disk_full]
+    )
     try:
         for i, case in enumerate(plan):
             work = root / f"{i:02d}-{case.__name__}"
@@ -278,8 +350,10 @@ def main() -> int:
     for case, (tried, survived, lost) in tally.rows.items():
         print(f"{case:<16} {tried:>5} {survived:>8} {lost:>9}")
         total = [a + b for a, b in zip(total, (tried, survived, lost))]
-    print(f"{'all':<16} {total[0]:>5} {total[1]:>8} {total[2]:>9}"
-          f"   ({time.monotonic() - started:.0f} s, seed {args.seed})")
+    print(
+        f"{'all':<16} {total[0]:>5} {total[1]:>8} {total[2]:>9}"
+        f"   ({time.monotonic() - started:.0f} s, seed {args.seed})"
+    )
     return 0 if total[1] == total[0] else 1
 
 

@@ -38,8 +38,16 @@ MODELS = ("smollm2-135m:random", "smollm2-360m:random")
 TOLERANCE = 0.2
 
 
-def train_case(model: str, folder: Path, *, steps: int, batch: int, seq: int, force=False,
-               n_examples: int | None = None) -> dict:
+def train_case(
+    model: str,
+    folder: Path,
+    *,
+    steps: int,
+    batch: int,
+    seq: int,
+    force=False,
+    n_examples: int | None = None,
+) -> dict:
     """One `schemalab train` run in its own process; its run row, exit code and wall time."""
     from memory_check import synthetic_data
 
@@ -48,10 +56,20 @@ def train_case(model: str, folder: Path, *, steps: int, batch: int, seq: int, fo
     data = synthetic_data(model, seq, n_examples or batch * 4, folder)
     db = folder / f"{model.replace(':', '-')}-{batch}x{seq}.db"
     sets = {
-        "model": model, "train_data": str(data), "val_fraction": 0, "batch_size": batch,
-        "grad_accum": 1, "max_seq_len": seq, "max_steps": steps, "epochs": 10_000,
-        "val_eval_limit": 0, "log_every": 10, "eval_every": 10**6, "save_every": 10**6,
-        "precision": "auto", "lora_r": 16,
+        "model": model,
+        "train_data": str(data),
+        "val_fraction": 0,
+        "batch_size": batch,
+        "grad_accum": 1,
+        "max_seq_len": seq,
+        "max_steps": steps,
+        "epochs": 10_000,
+        "val_eval_limit": 0,
+        "log_every": 10,
+        "eval_every": 10**6,
+        "save_every": 10**6,
+        "precision": "auto",
+        "lora_r": 16,
     }
     cmd = [sys.executable, "-m", "engine", "train", "--db", str(db)]
     for key, value in sets.items():
@@ -66,17 +84,22 @@ def train_case(model: str, folder: Path, *, steps: int, batch: int, seq: int, fo
     rates = []
     if run:
         rates = [r["value"] for r in runlog.metrics(runlog.connect(db), 1, "tokens_per_s_all")]
-    return {"rc": proc.returncode, "run": run or {}, "wall_s": wall,
-            "stderr": proc.stderr[-2000:], "tokens_per_s": rates[-1] if rates else None}
+    return {
+        "rc": proc.returncode,
+        "run": run or {},
+        "wall_s": wall,
+        "stderr": proc.stderr[-2000:],
+        "tokens_per_s": rates[-1] if rates else None,
+    }
 
 
 def decode_case(model: str, n: int, batch: int, max_new_tokens: int) -> dict:
     """Batched decoding with and without the grammar on the bundled sample's test prompts."""
     import torch
 
-    from engine.decoding import Generator, decoding_from
-    from engine.evaluate import load_data, schema_of
-    from engine.metrics import parse_output, schema_errors
+    from engine.decode.generate import Generator, decoding_from
+    from engine.evaluate.metrics import parse_output, schema_errors
+    from engine.evaluate.run import load_data, schema_of
 
     examples, registry, _ = load_data(REPO / "datasets" / "sample" / "test.jsonl")
     items = [(e.prompt, e.schema_id, schema_of(e, registry)) for e in examples[:n]]
@@ -92,8 +115,11 @@ def decode_case(model: str, n: int, batch: int, max_new_tokens: int) -> dict:
         secs = time.perf_counter() - t0
         toks = sum(g.n_tokens for g in gens)
         out["constrained" if constrained else "free"] = {
-            "seconds": secs, "tokens": toks, "tok_s": toks / secs,
-            "truncated": sum(g.truncated for g in gens), "gens": gens,
+            "seconds": secs,
+            "tokens": toks,
+            "tok_s": toks / secs,
+            "truncated": sum(g.truncated for g in gens),
+            "gens": gens,
         }
     bad = 0
     for g, (_p, _sid, schema) in zip(out["constrained"]["gens"], items):
@@ -126,40 +152,60 @@ def main(argv=None) -> int:
         return 0
     from engine.train.process import OOM_HINT
 
-    print(f"device: {torch.cuda.get_device_name(0)}, "
-          f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.1f} GB, torch "
-          f"{torch.__version__}", flush=True)
+    print(
+        f"device: {torch.cuda.get_device_name(0)}, "
+        f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.1f} GB, torch "
+        f"{torch.__version__}",
+        flush=True,
+    )
     rows: list[tuple[str, str, str, bool]] = []  # (model, check, figures, ok)
     with tempfile.TemporaryDirectory(prefix="gpucheck-") as tmp:
         folder = Path(tmp)
         for model in args.models:
-            r = train_case(model, folder, steps=args.steps, batch=args.batch_size,
-                           seq=args.max_seq_len)
+            r = train_case(
+                model, folder, steps=args.steps, batch=args.batch_size, seq=args.max_seq_len
+            )
             run, s = r["run"], (r["run"].get("summary") or {})
             ratio = s.get("memory_ratio")
-            ok = (r["rc"] == 0 and run.get("status") == "completed" and ratio is not None
-                  and abs(ratio - 1) <= TOLERANCE)
-            rows.append((model, f"train {args.batch_size}x{args.max_seq_len} bf16, {args.steps} "
-                         "steps",
-                         f"status {run.get('status')}, est {s.get('memory_estimate_gb')} GB "
-                         f"(- context {(s.get('memory_estimate_parts') or {}).get('runtime')}), "
-                         f"reserved {s.get('peak_memory_gb')} GB, allocated "
-                         f"{s.get('peak_allocated_gb')} GB, ratio {ratio}, "
-                         f"{(r['tokens_per_s'] or 0):,.0f} tok/s, {r['wall_s']:.0f} s", ok))
+            ok = (
+                r["rc"] == 0
+                and run.get("status") == "completed"
+                and ratio is not None
+                and abs(ratio - 1) <= TOLERANCE
+            )
+            rows.append(
+                (
+                    model,
+                    f"train {args.batch_size}x{args.max_seq_len} bf16, {args.steps} steps",
+                    f"status {run.get('status')}, est {s.get('memory_estimate_gb')} GB "
+                    f"(- context {(s.get('memory_estimate_parts') or {}).get('runtime')}), "
+                    f"reserved {s.get('peak_memory_gb')} GB, allocated "
+                    f"{s.get('peak_allocated_gb')} GB, ratio {ratio}, "
+                    f"{(r['tokens_per_s'] or 0):,.0f} tok/s, {r['wall_s']:.0f} s",
+                    ok,
+                )
+            )
             if not ok:
                 print(r["stderr"], file=sys.stderr)
             print(rows[-1], flush=True)
             torch.cuda.empty_cache()
 
             if not args.skip_oom and model == args.models[-1]:
-                oom = train_case(model, folder, steps=3, batch=64, seq=4096, force=True,
-                                 n_examples=64)
+                oom = train_case(
+                    model, folder, steps=3, batch=64, seq=4096, force=True, n_examples=64
+                )
                 run = oom["run"]
                 error = run.get("error") or ""
                 ok = oom["rc"] == 1 and run.get("status") == "failed" and OOM_HINT in error
-                rows.append((model, "out of memory (64x4096, --force)",
-                             f"rc {oom['rc']}, status {run.get('status')}, hint "
-                             f"{'present' if OOM_HINT in error else 'MISSING'}", ok))
+                rows.append(
+                    (
+                        model,
+                        "out of memory (64x4096, --force)",
+                        f"rc {oom['rc']}, status {run.get('status')}, hint "
+                        f"{'present' if OOM_HINT in error else 'MISSING'}",
+                        ok,
+                    )
+                )
                 if not ok:
                     print(oom["stderr"], file=sys.stderr)
                 print(rows[-1], flush=True)
@@ -168,11 +214,17 @@ def main(argv=None) -> int:
                 d = decode_case(model, args.decode_n, args.batch_size, args.decode_max_new_tokens)
                 free, con = d["free"], d["constrained"]
                 ok = d["invalid_constrained"] == 0 and free["tokens"] > 0 and con["tokens"] > 0
-                rows.append((model, f"decode x{args.batch_size}, {args.decode_n} prompts",
-                             f"free {free['tok_s']:,.0f} tok/s, constrained {con['tok_s']:,.0f} "
-                             f"tok/s ({con['tok_s'] / free['tok_s']:.2f}x), truncated "
-                             f"{free['truncated']}/{con['truncated']}, invalid constrained "
-                             f"{d['invalid_constrained']}", ok))
+                rows.append(
+                    (
+                        model,
+                        f"decode x{args.batch_size}, {args.decode_n} prompts",
+                        f"free {free['tok_s']:,.0f} tok/s, constrained {con['tok_s']:,.0f} "
+                        f"tok/s ({con['tok_s'] / free['tok_s']:.2f}x), truncated "
+                        f"{free['truncated']}/{con['truncated']}, invalid constrained "
+                        f"{d['invalid_constrained']}",
+                        ok,
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - a crash is a mismatch, reported in the table
                 rows.append((model, "decode", f"{type(exc).__name__}: {exc}", False))
             print(rows[-1], flush=True)

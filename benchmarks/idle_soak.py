@@ -84,8 +84,9 @@ async def idle_cpu(pilot, seconds: float, report: dict, label: str) -> float:
     pct = 100.0 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     report[label + "_footer_rebuilds_per_s"] = (FOOTER_REBUILDS[0] - rebuilds0) / seconds
     names = {str(t.native_id): t.name for t in threading.enumerate()}
-    busy = sorted(((n - ticks0.get(tid, 0), tid) for tid, n in thread_ticks().items()),
-                  reverse=True)
+    busy = sorted(
+        ((n - ticks0.get(tid, 0), tid) for tid, n in thread_ticks().items()), reverse=True
+    )
     report[label + "_threads"] = [f"{names.get(tid, tid)} {n} ticks" for n, tid in busy[:3] if n]
     return pct
 
@@ -181,17 +182,18 @@ async def _drive(app, report: dict, rounds: int, idle_s: float, generate: bool) 
             await pilot.pause()
             switches.append(time.perf_counter() - start)
         report["pane_switch_ms"] = 1000 * max(switches)
-        report["workers_running"] = [
-            f"{w.group}:{w.name}" for w in app.workers if w.is_running
-        ]
+        report["workers_running"] = [f"{w.group}:{w.name}" for w in app.workers if w.is_running]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="pane-switching rounds")
     parser.add_argument("--idle", type=float, default=5.0, help="idle seconds measured")
-    parser.add_argument("--no-generate", action="store_true",
-                        help="skip the Playground and Evaluate runs (no torch)")
+    parser.add_argument(
+        "--no-generate",
+        action="store_true",
+        help="skip the Playground and Evaluate runs (no torch)",
+    )
     args = parser.parse_args()
     os.chdir(REPO)
     with tempfile.TemporaryDirectory() as tmp:

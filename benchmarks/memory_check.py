@@ -36,15 +36,17 @@ CASES = {
     "360m-2x1024-ckpt": ("smollm2-360m:random", 2, 1024, True),
 }
 DEFAULT = ["tiny-8x512", "135m-2x512", "135m-2x512-ckpt", "135m-2x1024", "135m-2x1024-ckpt"]
-WORDS = ("alpha bravo charlie delta echo river stone market order invoice total amount date "
-         "customer ship paid item price city north south green blue report").split()
+WORDS = (
+    "alpha bravo charlie delta echo river stone market order invoice total amount date "
+    "customer ship paid item price city north south green blue report"
+).split()
 
 
 def synthetic_data(model: str, max_seq_len: int, n: int, folder: Path) -> Path:
     """n records whose prompt + target + EOS is 90-99% of max_seq_len tokens (target about
     half), checked with the model's tokenizer and template."""
-    from engine.models import load_tokenizer
-    from engine.prompt import render_prompt, render_target
+    from engine.decode.prompt import render_prompt, render_target
+    from engine.models.load import load_tokenizer
 
     tok = load_tokenizer(model)
     rng = random.Random(0)
@@ -62,15 +64,23 @@ def synthetic_data(model: str, max_seq_len: int, n: int, folder: Path) -> Path:
         while lo < hi:  # the most words that stay within goal tokens
             mid = (lo + hi + 1) // 2
             p_words = words[: max(1, mid // 2)]
-            t_words = words[max(1, mid // 2): mid]
+            t_words = words[max(1, mid // 2) : mid]
             if length(" ".join(p_words), {"text": " ".join(t_words)}) <= goal:
                 lo = mid
             else:
                 hi = mid - 1
         prompt = " ".join(words[: max(1, lo // 2)])
-        target = {"text": " ".join(words[max(1, lo // 2): lo])}
-        lines.append(json.dumps({"id": f"syn_{i}", "schema_name": "synthetic",
-                                 "prompt": prompt, "expected_output": target}))
+        target = {"text": " ".join(words[max(1, lo // 2) : lo])}
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"syn_{i}",
+                    "schema_name": "synthetic",
+                    "prompt": prompt,
+                    "expected_output": target,
+                }
+            )
+        )
     out.write_text("\n".join(lines) + "\n")
     return out
 
@@ -82,10 +92,20 @@ def run_case(name: str, folder: Path, steps: int, threads: int) -> dict:
     data = synthetic_data(model, seq, batch * (steps + 1), folder)
     db = folder / f"{name}.db"
     sets = {
-        "model": model, "train_data": str(data), "val_fraction": 0, "batch_size": batch,
-        "grad_accum": 1, "max_seq_len": seq, "gradient_checkpointing": ckpt,
-        "max_steps": steps, "epochs": 1, "val_eval_limit": 0, "log_every": 1,
-        "eval_every": 10_000, "save_every": 10_000, "lora_r": 16,
+        "model": model,
+        "train_data": str(data),
+        "val_fraction": 0,
+        "batch_size": batch,
+        "grad_accum": 1,
+        "max_seq_len": seq,
+        "gradient_checkpointing": ckpt,
+        "max_steps": steps,
+        "epochs": 1,
+        "val_eval_limit": 0,
+        "log_every": 1,
+        "eval_every": 10_000,
+        "save_every": 10_000,
+        "lora_r": 16,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
     }
     cmd = [sys.executable, "-m", "engine", "train", "--db", str(db)]
@@ -101,10 +121,17 @@ def run_case(name: str, folder: Path, steps: int, threads: int) -> dict:
     run = runlog.get_run(runlog.connect(db), 1)  # the only run of a fresh run log
     s = run.get("summary") or {}
     return {
-        "case": name, "model": model, "batch": batch, "seq": s.get("longest"), "ckpt": ckpt,
-        "device": s.get("memory_device"), "estimate_gb": s.get("memory_estimate_gb"),
-        "measured_gb": s.get("peak_memory_gb"), "kind": s.get("peak_memory_kind"),
-        "ratio": s.get("memory_ratio"), "wall_s": round(wall, 1),
+        "case": name,
+        "model": model,
+        "batch": batch,
+        "seq": s.get("longest"),
+        "ckpt": ckpt,
+        "device": s.get("memory_device"),
+        "estimate_gb": s.get("memory_estimate_gb"),
+        "measured_gb": s.get("peak_memory_gb"),
+        "kind": s.get("peak_memory_kind"),
+        "ratio": s.get("memory_ratio"),
+        "wall_s": round(wall, 1),
         "parts": s.get("memory_estimate_parts"),
     }
 
@@ -131,8 +158,10 @@ def main() -> int:
             continue
         ok = r["ratio"] is not None and 0.8 <= r["ratio"] <= 1.2
         bad += not ok
-        print(f"{r['case']:<18} {r['device']:<6} {r['seq']:>5} {r['estimate_gb']:>8.2f}G "
-              f"{r['measured_gb']:>8.2f}G {r['ratio']:>6.2f}{'' if ok else '  <- outside 20%'}")
+        print(
+            f"{r['case']:<18} {r['device']:<6} {r['seq']:>5} {r['estimate_gb']:>8.2f}G "
+            f"{r['measured_gb']:>8.2f}G {r['ratio']:>6.2f}{'' if ok else '  <- outside 20%'}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 1 if bad else 0

@@ -32,12 +32,36 @@ def _run(db: Path, nproc: int, args, accum: int) -> dict:
     from engine import runlog
 
     cmd = [
-        sys.executable, "-m", "engine", "train", "--db", str(db),
-        "--set", f"model={args.model}", "--set", f"train_data={args.data}",
-        "--set", f"batch_size={args.batch_size}", "--set", f"grad_accum={accum}",
-        "--set", f"max_steps={args.steps}", "--set", "log_every=1", "--set", "lr=1e-2",
-        "--set", "lora_dropout=0", "--set", "val_eval_limit=0", "--set", "eval_every=100000",
-        "--set", "save_every=100000", "--set", f"nproc={nproc}",
+        sys.executable,
+        "-m",
+        "engine",
+        "train",
+        "--db",
+        str(db),
+        "--set",
+        f"model={args.model}",
+        "--set",
+        f"train_data={args.data}",
+        "--set",
+        f"batch_size={args.batch_size}",
+        "--set",
+        f"grad_accum={accum}",
+        "--set",
+        f"max_steps={args.steps}",
+        "--set",
+        "log_every=1",
+        "--set",
+        "lr=1e-2",
+        "--set",
+        "lora_dropout=0",
+        "--set",
+        "val_eval_limit=0",
+        "--set",
+        "eval_every=100000",
+        "--set",
+        "save_every=100000",
+        "--set",
+        f"nproc={nproc}",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     t0 = time.perf_counter()
@@ -65,14 +89,20 @@ def main() -> None:
         one = _run(Path(tmp) / "one.db", 1, args, args.grad_accum * args.nproc)
         group = _run(Path(tmp) / "group.db", args.nproc, args, args.grad_accum)
     effective = args.batch_size * args.grad_accum * args.nproc
-    print(f"model {args.model}, {args.steps} steps, effective batch {effective}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, {os.cpu_count()} cores")
+    print(
+        f"model {args.model}, {args.steps} steps, effective batch {effective}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, {os.cpu_count()} cores"
+    )
     for name, r in (("1 process", one), (f"{args.nproc} processes", group)):
-        print(f"{name:>12}: wall {r['wall_s']:6.1f} s, training {r['train_s']:6.1f} s, "
-              f"final loss {r['loss']:.6f}")
-    print(f"ratio 1 / {args.nproc} processes: wall {one['wall_s'] / group['wall_s']:.2f}x, "
-          f"training {one['train_s'] / max(group['train_s'], 1e-9):.2f}x; "
-          f"final loss difference {abs(one['loss'] - group['loss']) / one['loss']:.1e} (relative)")
+        print(
+            f"{name:>12}: wall {r['wall_s']:6.1f} s, training {r['train_s']:6.1f} s, "
+            f"final loss {r['loss']:.6f}"
+        )
+    print(
+        f"ratio 1 / {args.nproc} processes: wall {one['wall_s'] / group['wall_s']:.2f}x, "
+        f"training {one['train_s'] / max(group['train_s'], 1e-9):.2f}x; "
+        f"final loss difference {abs(one['loss'] - group['loss']) / one['loss']:.1e} (relative)"
+    )
 
 
 if __name__ == "__main__":

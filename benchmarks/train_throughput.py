@@ -56,8 +56,11 @@ def parse_args(argv=None):
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="recompute activations in the backward pass, in every recipe")
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass, in every recipe",
+    )
     p.add_argument("--recipe", choices=list(RECIPES), help=argparse.SUPPRESS)  # one, in-process
     return p.parse_args(argv)
 
@@ -86,8 +89,7 @@ def run_ours(model, tok, encoded, args, device, optimizer, autocast=None) -> tup
     return time.perf_counter() - start, tokens
 
 
-def run_published(model, tok, encoded, args, device, optimizer, autocast=None
-                  ) -> tuple[float, int]:
+def run_published(model, tok, encoded, args, device, optimizer, autocast=None) -> tuple[float, int]:
     """The same for the published recipe: fixed 1024-token padding, pad = EOS, all-token loss."""
     import torch
 
@@ -208,7 +210,7 @@ def run_hf_trainer(model, tok, encoded, args, device) -> tuple[float, int]:
             callbacks=[timer.callback],
         )
         trainer.train()
-    return timer.seconds, _published_target_tokens(items[args.batch_size:])
+    return timer.seconds, _published_target_tokens(items[args.batch_size :])
 
 
 def run_trl_sft(model, tok, encoded, args, device) -> tuple[float, int]:
@@ -227,21 +229,30 @@ def run_trl_sft(model, tok, encoded, args, device) -> tuple[float, int]:
     timer = _StepTimer(device, args.steps + 1)
     with tempfile.TemporaryDirectory() as out:
         config = _trainer_args(
-            SFTConfig, args, device, out,
-            padding_free=True, completion_only_loss=True, max_length=None, packing=False,
+            SFTConfig,
+            args,
+            device,
+            out,
+            padding_free=True,
+            completion_only_loss=True,
+            max_length=None,
+            packing=False,
         )
         trainer = SFTTrainer(
-            model=model, args=config, train_dataset=Dataset.from_dict(rows),
-            processing_class=tok, callbacks=[timer.callback],
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_dict(rows),
+            processing_class=tok,
+            callbacks=[timer.callback],
         )
         trainer.train()
-    return timer.seconds, sum(e.n_target - 1 for e in items[args.batch_size:])
+    return timer.seconds, sum(e.n_target - 1 for e in items[args.batch_size :])
 
 
 def _peak_memory_gb(device: str) -> float:
     import torch
 
-    from engine.memory import peak_rss_gb
+    from engine.models.memory import peak_rss_gb
 
     if device.startswith("cuda"):
         return torch.cuda.max_memory_reserved() / 2**30
@@ -252,36 +263,57 @@ def run_one(args) -> dict:
     """One recipe in this process; returns its figures."""
     import torch
 
-    from engine.data import load_examples
+    from engine.data.load import load_examples
     from engine.train.config import load_config
     from engine.train.data import encode_example
     from engine.train.loop import build_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_config(None, [
-        f"model={args.model}", f"train_data={args.data}",
-        f"gradient_checkpointing={str(args.gradient_checkpointing).lower()}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"model={args.model}",
+            f"train_data={args.data}",
+            f"gradient_checkpointing={str(args.gradient_checkpointing).lower()}",
+        ],
+    )
     model, tok, device, autocast = build_model(cfg)
     model.train()
     examples = load_examples(Path(args.data)).examples
     encoded = [encode_example(tok, e) for e in examples]
     kept = [e for e in encoded if len(e) <= args.max_seq_len]
-    info = {"device": device, "n": len(encoded), "dropped": len(encoded) - len(kept),
-            "cut": sum(len(e) > PUBLISHED_LEN for e in encoded)}
+    info = {
+        "device": device,
+        "n": len(encoded),
+        "dropped": len(encoded) - len(kept),
+        "cut": sum(len(e) > PUBLISHED_LEN for e in encoded),
+    }
     params = [p for p in model.parameters() if p.requires_grad]
     if args.recipe in ("ours", "published"):
         optimizer = torch.optim.AdamW(params, lr=1e-4)
         fn = run_ours if args.recipe == "ours" else run_published
-        seconds, tokens = fn(model, tok, kept if args.recipe == "ours" else encoded, args,
-                             device, optimizer, autocast)
+        seconds, tokens = fn(
+            model,
+            tok,
+            kept if args.recipe == "ours" else encoded,
+            args,
+            device,
+            optimizer,
+            autocast,
+        )
     elif args.recipe == "hf-trainer":
         seconds, tokens = run_hf_trainer(model, tok, encoded, args, device)
     else:
         seconds, tokens = run_trl_sft(model, tok, kept, args, device)
-    return {**info, "recipe": args.recipe, "seconds": seconds, "tokens": tokens,
-            "tok_s": tokens / seconds, "peak_gb": _peak_memory_gb(device)}
+    return {
+        **info,
+        "recipe": args.recipe,
+        "seconds": seconds,
+        "tokens": tokens,
+        "tok_s": tokens / seconds,
+        "peak_gb": _peak_memory_gb(device),
+    }
 
 
 def main(argv=None) -> int:
@@ -301,10 +333,24 @@ def main(argv=None) -> int:
         if recipe == "trl-sft" and importlib.util.find_spec("trl") is None:
             print("trl-sft: skipped (pip install -e '.[bench]' installs trl)")
             continue
-        cmd = [sys.executable, __file__, "--recipe", recipe, "--model", args.model,
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--max-seq-len", str(args.max_seq_len), "--data", str(data),
-               "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--recipe",
+            recipe,
+            "--model",
+            args.model,
+            "--steps",
+            str(args.steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--max-seq-len",
+            str(args.max_seq_len),
+            "--data",
+            str(data),
+            "--threads",
+            str(args.threads),
+        ]
         if args.gradient_checkpointing:
             cmd.append("--gradient-checkpointing")
         env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
@@ -315,21 +361,28 @@ def main(argv=None) -> int:
             print(f"{recipe}: failed: {' | '.join(tail)}")
             failed = True
             continue
-        results[recipe] = r = json.loads(line[len("RESULT "):])
+        results[recipe] = r = json.loads(line[len("RESULT ") :])
         if len(results) == 1:
-            print(f"model {args.model} on {r['device']}, {r['n']} examples ({r['dropped']} longer "
-                  f"than {args.max_seq_len} dropped by ours and trl-sft; {r['cut']} cut at "
-                  f"{PUBLISHED_LEN} by published and hf-trainer), batch {args.batch_size}, "
-                  f"{args.steps} timed steps each, gradient checkpointing "
-                  f"{'on' if args.gradient_checkpointing else 'off'}")
-        print(f"{recipe:>10}: {r['tokens']} target tokens in {r['seconds']:.2f} s = "
-              f"{r['tok_s']:,.0f} target tok/s, peak memory {r['peak_gb']:.2f} GB", flush=True)
+            print(
+                f"model {args.model} on {r['device']}, {r['n']} examples ({r['dropped']} longer "
+                f"than {args.max_seq_len} dropped by ours and trl-sft; {r['cut']} cut at "
+                f"{PUBLISHED_LEN} by published and hf-trainer), batch {args.batch_size}, "
+                f"{args.steps} timed steps each, gradient checkpointing "
+                f"{'on' if args.gradient_checkpointing else 'off'}"
+            )
+        print(
+            f"{recipe:>10}: {r['tokens']} target tokens in {r['seconds']:.2f} s = "
+            f"{r['tok_s']:,.0f} target tok/s, peak memory {r['peak_gb']:.2f} GB",
+            flush=True,
+        )
     ours = results.get("ours")
     if ours:
         for name, r in results.items():
             if name != "ours":
-                print(f"  ours / {name}: {ours['tok_s'] / r['tok_s']:.2f}x target tok/s, "
-                      f"{ours['peak_gb'] / r['peak_gb']:.2f}x peak memory")
+                print(
+                    f"  ours / {name}: {ours['tok_s'] / r['tok_s']:.2f}x target tok/s, "
+                    f"{ours['peak_gb'] / r['peak_gb']:.2f}x peak memory"
+                )
     return 1 if failed else 0
 
 

@@ -24,14 +24,26 @@ def one_run(args, workdir: Path, limit: int) -> dict:
     from engine.train.config import load_config
     from engine.train.process import run_foreground
 
-    cfg = load_config(None, [
-        f"model={args.model}", f"train_data={args.data}", f"out_dir={workdir / f'out-{limit}'}",
-        f"max_steps={args.steps}", f"eval_every={args.eval_every}", f"save_every={args.steps}",
-        f"log_every={args.eval_every}", f"batch_size={args.batch_size}", "grad_accum=1",
-        "lr=1e-3", f"val_eval_limit={limit}", f"val_max_new_tokens={args.max_new_tokens}",
-        f"val_eval_batch={args.eval_batch}", f"val_constrained={str(args.constrained).lower()}",
-        "keep_last=1",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"model={args.model}",
+            f"train_data={args.data}",
+            f"out_dir={workdir / f'out-{limit}'}",
+            f"max_steps={args.steps}",
+            f"eval_every={args.eval_every}",
+            f"save_every={args.steps}",
+            f"log_every={args.eval_every}",
+            f"batch_size={args.batch_size}",
+            "grad_accum=1",
+            "lr=1e-3",
+            f"val_eval_limit={limit}",
+            f"val_max_new_tokens={args.max_new_tokens}",
+            f"val_eval_batch={args.eval_batch}",
+            f"val_constrained={str(args.constrained).lower()}",
+            "keep_last=1",
+        ],
+    )
     db_path = workdir / "runs.db"
     t0 = time.perf_counter()
     run_id = run_foreground(cfg, db_path, log=lambda m: None, device=args.device)
@@ -50,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(REPO / "datasets" / "sample" / "train.jsonl"))
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=8, help="val_eval_limit of the run with evaluation")
+    parser.add_argument(
+        "--limit", type=int, default=8, help="val_eval_limit of the run with evaluation"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--eval-batch", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -60,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        one_run(argparse.Namespace(**{**vars(args), "steps": 2, "eval_every": 2}), workdir, 1)  # warm-up
+        one_run(
+            argparse.Namespace(**{**vars(args), "steps": 2, "eval_every": 2}), workdir, 1
+        )  # warm-up
         on = one_run(args, workdir, args.limit)
         off = one_run(args, workdir, 0)
 
@@ -68,20 +84,28 @@ def main(argv: list[str] | None = None) -> int:
     n_evals = len(on["evals"])
     eval_s = sum(on["evals"])
     examples = s["val_eval_examples"] * n_evals
-    print(f"{args.model}, {args.steps} steps, evaluation every {args.eval_every} steps "
-          f"({n_evals} evaluations of {s['val_eval_examples']} examples, "
-          f"{'constrained' if args.constrained else 'unconstrained'}, "
-          f"max_new_tokens {args.max_new_tokens}, batch {args.eval_batch})")
+    print(
+        f"{args.model}, {args.steps} steps, evaluation every {args.eval_every} steps "
+        f"({n_evals} evaluations of {s['val_eval_examples']} examples, "
+        f"{'constrained' if args.constrained else 'unconstrained'}, "
+        f"max_new_tokens {args.max_new_tokens}, batch {args.eval_batch})"
+    )
     # "loop s" is the training loop alone (the summary's elapsed_s); "wall s" adds model loading.
     on_loop, off_loop = s["elapsed_s"], off["summary"]["elapsed_s"]
     print(f"{'':34} {'wall s':>7} {'loop s':>7} {'eval s':>7} {'eval ex/s':>10} {'share':>7}")
-    print(f"{'with decoded val metrics':34} {on['wall']:7.1f} {on_loop:7.1f} {eval_s:7.1f} "
-          f"{examples / eval_s if eval_s else 0:10.2f} {s['val_eval_share']:7.1%}")
-    print(f"{'val_eval_limit=0 (val_loss only)':34} {off['wall']:7.1f} {off_loop:7.1f} {0.0:7.1f} "
-          f"{'-':>10} {'-':>7}")
-    print(f"evaluation adds {on_loop - off_loop:+.1f} s to the loop "
-          f"({(on_loop - off_loop) / off_loop:+.0%} of the loop without it); "
-          f"val JSONExact {s.get('val_json_exact', 0):.1%}, truncated {s.get('val_truncated', 0):.0%}")
+    print(
+        f"{'with decoded val metrics':34} {on['wall']:7.1f} {on_loop:7.1f} {eval_s:7.1f} "
+        f"{examples / eval_s if eval_s else 0:10.2f} {s['val_eval_share']:7.1%}"
+    )
+    print(
+        f"{'val_eval_limit=0 (val_loss only)':34} {off['wall']:7.1f} {off_loop:7.1f} {0.0:7.1f} "
+        f"{'-':>10} {'-':>7}"
+    )
+    print(
+        f"evaluation adds {on_loop - off_loop:+.1f} s to the loop "
+        f"({(on_loop - off_loop) / off_loop:+.0%} of the loop without it); "
+        f"val JSONExact {s.get('val_json_exact', 0):.1%}, truncated {s.get('val_truncated', 0):.0%}"
+    )
     return 0
 
 

@@ -110,8 +110,7 @@ def _known_problem(args: argparse.Namespace, exc: BaseException) -> str | None:
         if line is not None:
             return line
     if isinstance(exc, MemoryError):
-        return ("out of memory; use a smaller --batch-size or --limit, or close other "
-                "programs")
+        return "out of memory; use a smaller --batch-size or --limit, or close other programs"
     return None
 
 

@@ -124,8 +124,7 @@ def parse_path(path: str) -> list[str | int] | None:
     return parts
 
 
-def walk_leaves(value: Any, path: str = "$", schema: Any = None
-                ) -> Iterator[tuple[str, Any, dict]]:
+def walk_leaves(value: Any, path: str = "$", schema: Any = None) -> Iterator[tuple[str, Any, dict]]:
     """(path, value, sub-schema) for every leaf under `value`: scalars, and empty objects and
     arrays (they have no leaves of their own). List items are addressed by position."""
     schema = schema if isinstance(schema, dict) else {}
@@ -186,13 +185,14 @@ def validator(schema: dict, formats: str = "lenient"):
     fetches nothing: a reference outside the schema fails as unresolvable."""
     import jsonschema
 
-    from engine.data import no_fetch_registry
+    from engine.data.load import no_fetch_registry
 
     key = (json.dumps(schema, sort_keys=True), formats)
     found = _VALIDATORS.get(key)
     if found is None:
-        found = jsonschema.Draft7Validator(schema, format_checker=format_checker(formats),
-                                           registry=no_fetch_registry())
+        found = jsonschema.Draft7Validator(
+            schema, format_checker=format_checker(formats), registry=no_fetch_registry()
+        )
         _VALIDATORS[key] = found
     return found
 

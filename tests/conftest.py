@@ -45,7 +45,7 @@ def edgejson_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_path(_private_cache) -> Path:
-    from engine.models import resolve_model
+    from engine.models.load import resolve_model
 
     return Path(resolve_model("tiny"))
 

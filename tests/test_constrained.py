@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.constrained import compile_grammar, grammar_disagreement, grammar_schema
-from engine.decoding import Generator, decoding_from
-from engine.metrics import score
-from engine.prompt import render_target
+from engine.decode.generate import Generator, decoding_from
+from engine.decode.grammar import compile_grammar, grammar_disagreement, grammar_schema
+from engine.decode.prompt import render_target
+from engine.evaluate.metrics import score
 
 
 @pytest.fixture(scope="module")
 def sample(_private_cache):
-    from engine.data import SchemaRegistry, load_examples
+    from engine.data.load import SchemaRegistry, load_examples
     from engine.paths import SAMPLE_DIR
 
     registry = SchemaRegistry.from_dir(SAMPLE_DIR / "schemas")
@@ -30,8 +30,13 @@ def generator(_private_cache):
 
 
 def test_lenient_schema_relaxes_date_time_only():
-    schema = {"type": "object", "properties": {"t": {"type": "string", "format": "date-time"},
-                                                "d": {"type": "string", "format": "date"}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "t": {"type": "string", "format": "date-time"},
+            "d": {"type": "string", "format": "date"},
+        },
+    }
     relaxed = grammar_schema(schema, "lenient")
     assert "format" not in relaxed["properties"]["t"] and "pattern" in relaxed["properties"]["t"]
     assert relaxed["properties"]["d"] == {"type": "string", "format": "date"}
@@ -73,8 +78,11 @@ def test_grammar_agrees_with_expected_outputs(generator, sample):
 
 
 def test_zoneless_date_time_needs_lenient(generator):
-    schema = {"type": "object", "properties": {"t": {"type": "string", "format": "date-time"}},
-              "required": ["t"]}
+    schema = {
+        "type": "object",
+        "properties": {"t": {"type": "string", "format": "date-time"}},
+        "required": ["t"],
+    }
     target = '{"t": "2024-02-29T18:46:41.5"}'
     tok = generator.tokenizer
     assert grammar_disagreement(tok, schema, target, "lenient") is None
@@ -87,17 +95,21 @@ def test_zoneless_date_time_needs_lenient(generator):
 
 def scan(text: str, prompt: str = "", tok=None):
     """A JsonScanner fed `text` (token by token when a tokenizer is given, as decoding does)."""
-    from engine.loopguard import JsonScanner
+    from engine.decode.loopguard import JsonScanner
 
     scanner = JsonScanner(prompt)
-    pieces = [tok.decode([t]) for t in tok(text, add_special_tokens=False)["input_ids"]] if tok else [text]
+    pieces = (
+        [tok.decode([t]) for t in tok(text, add_special_tokens=False)["input_ids"]]
+        if tok
+        else [text]
+    )
     for piece in pieces:
         scanner.feed(piece)
     return scanner
 
 
 def test_token_effects_find_separator_commas():
-    from engine.loopguard import token_effects
+    from engine.decode.loopguard import token_effects
 
     assert token_effects(",") == (False, [{0}, set(), set()])
     assert token_effects(" ,")[1][0] == {0}
@@ -165,7 +177,7 @@ def test_repeating_string_allows_only_the_closing_quote(generator):
 
 
 def test_bounds_from_the_prompt():
-    from engine.loopguard import MIN_ITEMS, JsonScanner
+    from engine.decode.loopguard import MIN_ITEMS, JsonScanner
 
     prompt = "Note: " + " ".join(f"w{i}" for i in range(20))  # 21 words, 125 characters
     scanner = JsonScanner(prompt)
@@ -180,11 +192,14 @@ def test_bounds_from_the_prompt():
     scanner.feed('{"s": "' + text[: len(prompt)])
     assert scanner.restriction() is None
     scanner.feed(text[len(prompt) : len(prompt) + 1])
-    assert scanner.restriction() == (1, [], "string") and "longer than the prompt" in scanner.reasons[0]
+    assert (
+        scanner.restriction() == (1, [], "string")
+        and "longer than the prompt" in scanner.reasons[0]
+    )
 
 
 def test_runaway_number_must_end(generator):
-    from engine.loopguard import MAX_NUMBER
+    from engine.decode.loopguard import MAX_NUMBER
 
     scanner = scan('{"n": -' + "1" * (MAX_NUMBER - 1), tok=generator.tokenizer)
     assert scanner.restriction() is None
@@ -207,12 +222,14 @@ def test_normal_answers_pass_untouched(generator, sample):
 def test_guard_masks_logits_and_never_leaves_none(generator):
     import torch
 
-    from engine.loopguard import LoopGuard, token_table
+    from engine.decode.loopguard import LoopGuard, token_table
 
     tok, vocab = generator.tokenizer, generator.vocab_size
     table = token_table(tok, vocab)
     assert token_table(tok, vocab) is table  # cached per tokenizer
-    comma, bracket, quote_close = (tok(s, add_special_tokens=False)["input_ids"][0] for s in (",", "]", '",'))
+    comma, bracket, quote_close = (
+        tok(s, add_special_tokens=False)["input_ids"][0] for s in (",", "]", '",')
+    )
     guard = LoopGuard(tok, [True, True, False], ["", "", ""], vocab)
     for row in range(3):
         guard.feed(row, '{"tags": ["a", "a", "a", "a"')
@@ -237,7 +254,7 @@ def test_a_looping_string_that_may_not_close_yet_stops_repeating(generator):
     repeat instead, so the model must write something else (the `@`)."""
     import torch
 
-    from engine.loopguard import LoopGuard
+    from engine.decode.loopguard import LoopGuard
 
     tok, vocab = generator.tokenizer, generator.vocab_size
     prompt = "Meeting with Jean Gray (christian38@example.net) about the range. " * 3
@@ -264,7 +281,7 @@ def test_a_forced_string_that_slips_into_a_new_repeat_has_that_one_forbidden_too
     `.email.email...` to the token cap. Every repeat of the string is forbidden in turn."""
     import torch
 
-    from engine.loopguard import LoopGuard
+    from engine.decode.loopguard import LoopGuard
 
     tok, vocab = generator.tokenizer, generator.vocab_size
     prompt = "Meeting with Jean Gray (christian38@example.net) about the range. " * 3

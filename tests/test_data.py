@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.data import (
+from engine.data.load import (
     SchemaRegistry,
     discover_datasets,
     find_schemas_dir,
@@ -23,7 +23,7 @@ NOTE = {
 
 
 def write_lines(path, lines):
-    path.write_bytes(b"\n".join(l if isinstance(l, bytes) else l.encode() for l in lines) + b"\n")
+    path.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines) + b"\n")
     return path
 
 
@@ -161,7 +161,9 @@ def test_split_from_field_name_and_argument(tmp_path):
 
 
 def test_infer_complexity_from_structure():
-    obj = lambda props: {"type": "object", "properties": props}
+    def obj(props):
+        return {"type": "object", "properties": props}
+
     s = {"type": "string"}
     assert infer_complexity(obj({"a": s, "b": s})) == "simple"
     assert infer_complexity(obj({f"f{i}": s for i in range(9)})) == "medium"

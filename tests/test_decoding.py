@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from engine.decoding import (
+from engine.decode.generate import (
     PRESETS,
     Cancelled,
     DecodingError,
@@ -23,7 +23,7 @@ def generator(_private_cache):
 
 @pytest.fixture(scope="module")
 def sample_items():
-    from engine.data import SchemaRegistry, load_examples
+    from engine.data.load import SchemaRegistry, load_examples
     from engine.paths import SAMPLE_DIR
 
     registry = SchemaRegistry.from_dir(SAMPLE_DIR / "schemas")
@@ -162,12 +162,17 @@ class Looping(Scripted):
 def looping(generator, text: str) -> Generator:
     tok = generator.tokenizer
     ids = tok(text, add_special_tokens=False)["input_ids"]
-    closers = [tok(s, add_special_tokens=False)["input_ids"][0] for s in ('"]}', '"}', "]}", "]", "}", '"')]
+    closers = [
+        tok(s, add_special_tokens=False)["input_ids"][0] for s in ('"]}', '"}', "]}", "]", "}", '"')
+    ]
     return Generator("tiny", model=Looping(generator.model, ids, closers), tokenizer=tok)
 
 
-TAGS = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
-        "required": ["tags"]}
+TAGS = {
+    "type": "object",
+    "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+    "required": ["tags"],
+}
 NOTE = {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]}
 
 
@@ -197,7 +202,7 @@ def test_loop_guard_ends_runaway_answers(generator, schema, text):
     else:  # closed once a piece repeated three times
         assert value["note"].startswith("la la land la la land la la") and len(value["note"]) < 40
     # Row-wise: an unconstrained row in the same batch is left alone and runs to the cap.
-    from engine.decoding import _drain
+    from engine.decode.generate import _drain
 
     gen = looping(generator, text)
     prompt = gen.encode(*item)
@@ -213,7 +218,7 @@ def test_an_answer_near_the_token_cap_closes_instead_of_being_cut(generator):
 
     import jsonschema
 
-    from engine.loopguard import wind_down_reserve
+    from engine.decode.loopguard import wind_down_reserve
 
     items = ", ".join(f'"item {i}"' for i in range(200))
     prompt = "Items: " + " ".join(f"item {i}" for i in range(200))

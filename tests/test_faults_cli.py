@@ -36,19 +36,58 @@ CASES = {
     # case: (argv builder, what the one line must say)
     "non-UTF-8 YAML config": (lambda t, m: _bad_yaml(t), "line 2: not UTF-8"),
     "model folder without tokenizer": (_no_tokenizer, "no tokenizer"),
-    "eval --batch-size 0": (lambda t, m: ["eval", "--model", "tiny", "--data",
-                                          "datasets/sample/test.jsonl", "--batch-size", "0"],
-                            "--batch-size must be at least 1"),
-    "eval --limit -1": (lambda t, m: ["eval", "--model", "tiny", "--data",
-                                      "datasets/sample/test.jsonl", "--limit", "-1"],
-                        "--limit must be at least 1"),
-    "--device cuda without a GPU": (lambda t, m: ["eval", "--model", "tiny", "--device", "cuda",
-                                                  "--data", "datasets/sample/test.jsonl",
-                                                  "--limit", "1"], "--device cuda"),
+    "eval --batch-size 0": (
+        lambda t, m: [
+            "eval",
+            "--model",
+            "tiny",
+            "--data",
+            "datasets/sample/test.jsonl",
+            "--batch-size",
+            "0",
+        ],
+        "--batch-size must be at least 1",
+    ),
+    "eval --limit -1": (
+        lambda t, m: [
+            "eval",
+            "--model",
+            "tiny",
+            "--data",
+            "datasets/sample/test.jsonl",
+            "--limit",
+            "-1",
+        ],
+        "--limit must be at least 1",
+    ),
+    "--device cuda without a GPU": (
+        lambda t, m: [
+            "eval",
+            "--model",
+            "tiny",
+            "--device",
+            "cuda",
+            "--data",
+            "datasets/sample/test.jsonl",
+            "--limit",
+            "1",
+        ],
+        "--device cuda",
+    ),
     "huge run id": (lambda t, m: ["show", "99999999999999999999999"], "no such run id"),
-    "lr=.inf": (lambda t, m: ["train", "--set", "model=tiny", "--set",
-                              "train_data=datasets/sample/train.jsonl", "--set", "lr=.inf",
-                              "--check"], "lr must be a finite number"),
+    "lr=.inf": (
+        lambda t, m: [
+            "train",
+            "--set",
+            "model=tiny",
+            "--set",
+            "train_data=datasets/sample/train.jsonl",
+            "--set",
+            "lr=.inf",
+            "--check",
+        ],
+        "lr must be a finite number",
+    ),
 }
 
 
@@ -81,8 +120,14 @@ def test_export_onto_an_existing_file_is_refused(tmp_path, capsys):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    run_id = runlog.create_run(db, "train", {"model": "tiny"}, status="completed",
-                               adapter=str(adapter), out_dir=str(tmp_path))
+    run_id = runlog.create_run(
+        db,
+        "train",
+        {"model": "tiny"},
+        status="completed",
+        adapter=str(adapter),
+        out_dir=str(tmp_path),
+    )
     target = tmp_path / "merged.bin"
     target.write_bytes(b"precious")
     code = main(["export", str(run_id), "--merged", str(target), "--db", str(tmp_path / "runs.db")])
@@ -98,12 +143,13 @@ def test_out_of_memory_in_an_evaluation_keeps_what_was_done_and_names_a_batch_si
     would raise it (after two batches of real generation)."""
     import torch
 
-    from engine import decoding
+    from engine.decode import generate as decoding
 
     real = decoding.Generator.generate
 
-    def generate(self, items, cfg=None, constrained=False, batch_size=8, cancel=None, *,
-                 on_batch=None, **kw):
+    def generate(
+        self, items, cfg=None, constrained=False, batch_size=8, cancel=None, *, on_batch=None, **kw
+    ):
         seen = []
 
         def counted(indices, gens):
@@ -117,8 +163,23 @@ def test_out_of_memory_in_an_evaluation_keeps_what_was_done_and_names_a_batch_si
     monkeypatch.setattr(decoding.Generator, "generate", generate)
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     db = tmp_path / "runs.db"
-    code = main(["eval", "--model", "tiny", "--data", "datasets/sample/test.jsonl", "--limit",
-                 "8", "--batch-size", "2", "--set", "max_new_tokens=8", "--db", str(db)])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "tiny",
+            "--data",
+            "datasets/sample/test.jsonl",
+            "--limit",
+            "8",
+            "--batch-size",
+            "2",
+            "--set",
+            "max_new_tokens=8",
+            "--db",
+            str(db),
+        ]
+    )
     assert code == 2
     line = _one_line(capsys.readouterr().err)
     assert "out of memory at batch size 2" in line and "--batch-size 1" in line

@@ -54,14 +54,27 @@ def _env():
 
 
 def _cli(*args, cwd=None):
-    return subprocess.Popen([sys.executable, "-m", "engine", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), cwd=cwd)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=cwd,
+    )
 
 
 def _tiny(sample_dir, *extra):
-    return load_config(None, ["model=tiny", f"train_data={sample_dir / 'train.jsonl'}",
-                              "val_eval_limit=0", "grad_accum=1", *extra])
+    return load_config(
+        None,
+        [
+            "model=tiny",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            "val_eval_limit=0",
+            "grad_accum=1",
+            *extra,
+        ],
+    )
 
 
 def _cancelled_run(db_path, sample_dir):
@@ -73,8 +86,9 @@ def _cancelled_run(db_path, sample_dir):
     return run_id
 
 
-def test_several_resumes_at_once_start_one_worker(sample_dir, db_path, monkeypatch,
-                                                  tiny_model_path):
+def test_several_resumes_at_once_start_one_worker(
+    sample_dir, db_path, monkeypatch, tiny_model_path
+):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run_id = _cancelled_run(db_path, sample_dir)
     ckpt = runlog.checkpoints(runlog.connect(db_path), run_id)[-1]["step"]
@@ -93,7 +107,7 @@ def test_several_resumes_at_once_start_one_worker(sample_dir, db_path, monkeypat
     _wait(lambda: _status(db_path, run_id) == "cancelled", what="cancelled again")
     steps = _steps(db_path, run_id)
     assert steps == list(range(1, steps[-1] + 1))  # one worker: no step twice
-    log = (Path(runlog.get_run(runlog.connect(db_path), run_id)["out_dir"]) / "train.log")
+    log = Path(runlog.get_run(runlog.connect(db_path), run_id)["out_dir"]) / "train.log"
     assert log.read_text().count(f"run {run_id}: pid") == 2  # the first worker and one resume
 
 
@@ -112,8 +126,9 @@ def test_resume_without_a_checkpoint_refuses_and_restart_starts_over(
     assert _status(db_path, run_id) == "cancelled"  # not claimed, nothing changed
     assert _steps(db_path, run_id)  # its metrics are still there
 
-    assert main(["train", "--resume", str(run_id), "--restart", "--detach",
-                 "--db", str(db_path)]) == 0
+    assert (
+        main(["train", "--resume", str(run_id), "--restart", "--detach", "--db", str(db_path)]) == 0
+    )
     log = out_dir / "train.log"
     _wait(lambda: log.exists() and "step 3/" in log.read_text(), what="restarted steps")
     process.cancel_run(db_path, run_id)
@@ -133,18 +148,27 @@ def _stop_at(step_to_stop: int):
     return stop, progress
 
 
-def test_resume_with_a_smaller_batch_trains_the_same_examples(sample_dir, tmp_path,
-                                                              tiny_model_path):
-    args = ["max_steps=4", "log_every=1", "eval_every=1000", "save_every=1000",
-            "batch_size=4", "lr=1e-3"]
+def test_resume_with_a_smaller_batch_trains_the_same_examples(
+    sample_dir, tmp_path, tiny_model_path
+):
+    args = [
+        "max_steps=4",
+        "log_every=1",
+        "eval_every=1000",
+        "save_every=1000",
+        "batch_size=4",
+        "lr=1e-3",
+    ]
     db_a, db_b = tmp_path / "a.db", tmp_path / "b.db"
     run_a, _ = process.create_train_run(_tiny(sample_dir, *args), db_a)
     assert process.execute(db_a, run_a, log=lambda m: None) == "completed"
 
     run_b, _ = process.create_train_run(_tiny(sample_dir, *args), db_b)
     stop, progress = _stop_at(2)
-    assert process.execute(db_b, run_b, stop=stop, progress=progress,
-                           log=lambda m: None) == "cancelled"
+    assert (
+        process.execute(db_b, run_b, stop=stop, progress=progress, log=lambda m: None)
+        == "cancelled"
+    )
     with pytest.raises(process.RunError, match="only batch_size, gradient_checkpointing"):
         process.claim_for_resume(db_b, run_b, overrides=["lr=1"])
     with pytest.raises(process.RunError, match="choose one of 1, 2, 4"):
@@ -167,8 +191,12 @@ def test_resume_with_a_smaller_batch_trains_the_same_examples(sample_dir, tmp_pa
 def _mount_tmpfs(where: Path, size: str) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                              check=False, capture_output=True, timeout=10)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            check=False,
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -181,13 +209,31 @@ def test_a_full_disk_under_the_outputs_ends_the_run_failed_with_the_cause(
     if not _mount_tmpfs(small, "600k"):
         pytest.skip("cannot mount a small file system here (needs root)")
     try:
-        cfg = _tiny(sample_dir, "max_steps=6", "log_every=1", "eval_every=1000",
-                    "save_every=2", f"out_dir={small / 'run'}")
+        cfg = _tiny(
+            sample_dir,
+            "max_steps=6",
+            "log_every=1",
+            "eval_every=1000",
+            "save_every=2",
+            f"out_dir={small / 'run'}",
+        )
         run_id, _ = process.create_train_run(cfg, db_path)
         worker = subprocess.run(
-            [sys.executable, "-m", "engine.train.process", "--db", str(db_path),
-             "--run-id", str(run_id)],
-            env=_env(), capture_output=True, text=True, timeout=300, check=False)
+            [
+                sys.executable,
+                "-m",
+                "engine.train.process",
+                "--db",
+                str(db_path),
+                "--run-id",
+                str(run_id),
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert worker.returncode == 1, worker.stdout + worker.stderr
         run = runlog.get_run(runlog.connect(db_path), run_id)
         assert run["status"] == "failed"
@@ -202,8 +248,19 @@ def test_a_full_disk_under_the_outputs_ends_the_run_failed_with_the_cause(
 
 
 def _eval_cmd(db_path, sample_dir):
-    return ["eval", "--model", "tiny", "--data", sample_dir / "test.jsonl", "--batch-size", "1",
-            "--set", "max_new_tokens=48", "--db", db_path]
+    return [
+        "eval",
+        "--model",
+        "tiny",
+        "--data",
+        sample_dir / "test.jsonl",
+        "--batch-size",
+        "1",
+        "--set",
+        "max_new_tokens=48",
+        "--db",
+        db_path,
+    ]
 
 
 def _n_predictions(db_path):
@@ -216,9 +273,10 @@ def _n_predictions(db_path):
         return 0
 
 
-@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, "cancelled"),
-                                         (signal.SIGINT, "cancelled"),
-                                         (signal.SIGKILL, "interrupted")])
+@pytest.mark.parametrize(
+    "sig, status",
+    [(signal.SIGTERM, "cancelled"), (signal.SIGINT, "cancelled"), (signal.SIGKILL, "interrupted")],
+)
 def test_an_evaluation_stopped_part_way_is_recorded_with_its_figures(
     sample_dir, db_path, tiny_model_path, sig, status
 ):

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.gpu
 def test_greedy_decoding_on_the_gpu_matches_the_cpu(sample_dir, tiny_model_path):
     import torch
 
-    from engine.data import SchemaRegistry, load_examples
-    from engine.decoding import DecodingConfig, Generator
+    from engine.data.load import SchemaRegistry, load_examples
+    from engine.decode.generate import DecodingConfig, Generator
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

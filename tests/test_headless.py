@@ -24,15 +24,23 @@ def test_cli_help_does_not_import_heavy_libraries():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_the_tui_runs_no_sql():
-    """Every query lives in engine.runlog as a named read; the panes call those."""
+def test_no_sql_outside_the_run_log_package():
+    """Every query lives in engine.runlog as a named read or write; the panes, the CLI and the
+    rest of the engine call those."""
     import re
     from pathlib import Path
 
-    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b|\.execute\(|\bdb\.query\(|\.db\.query\(")
+    root = Path(__file__).parent.parent
+    sql = re.compile(
+        r"\b(SELECT|INSERT|UPDATE|DELETE)\b|\.execute\(|\bdb\.query\(|\.db\.query\("
+        r"|\.insert(_all)?\(|\.upsert(_all)?\("
+    )
+    files = sorted((root / "tui").glob("*.py")) + sorted(
+        p for p in (root / "engine").rglob("*.py") if "runlog" not in p.relative_to(root).parts
+    )
     offenders = [
-        f"{path.name}:{n}"
-        for path in sorted((Path(__file__).parent.parent / "tui").glob("*.py"))
+        f"{path.relative_to(root)}:{n}"
+        for path in files
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if sql.search(line)
     ]

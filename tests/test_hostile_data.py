@@ -17,8 +17,13 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.data import BOM, SchemaRegistry, discover_datasets, load_examples
-from engine.validate import ERRORS_COUNTED, FINDINGS_PER_KIND, record_validation, validate_files
+from engine.data.load import BOM, SchemaRegistry, discover_datasets, load_examples
+from engine.data.validate import (
+    ERRORS_COUNTED,
+    FINDINGS_PER_KIND,
+    record_validation,
+    validate_files,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,8 +42,16 @@ def test_a_byte_order_mark_is_not_an_error_anywhere(tmp_path, sample_dir):
     folder, lines = _sample_copy(tmp_path, sample_dir, 3)
     data = folder / "train.jsonl"
     # A BOM at the start of the file and one on a later line (files concatenated).
-    data.write_bytes(BOM + lines[0].encode() + b"\n" + lines[1].encode() + b"\r\n"
-                     + BOM + lines[2].encode() + b"\n")
+    data.write_bytes(
+        BOM
+        + lines[0].encode()
+        + b"\n"
+        + lines[1].encode()
+        + b"\r\n"
+        + BOM
+        + lines[2].encode()
+        + b"\n"
+    )
     schema = folder / "schemas" / "simple" / "bom_schema.json"
     schema.write_bytes(BOM + b'{"type": "object", "properties": {"a": {"type": "string"}}}')
     rules = folder / "schemas" / "rules.yaml"
@@ -51,8 +64,9 @@ def test_a_byte_order_mark_is_not_an_error_anywhere(tmp_path, sample_dir):
     assert "bom_schema" in registry and not registry.findings
     report = validate_files([data])
     assert report.rules_sources == [str(rules)]
-    assert not [f for f in report.findings if f.kind in ("parse", "invalid_schema",
-                                                          "invalid_rules")]
+    assert not [
+        f for f in report.findings if f.kind in ("parse", "invalid_schema", "invalid_rules")
+    ]
 
 
 def _bom_and_broken(tmp_path, sample_dir) -> Path:
@@ -68,8 +82,20 @@ def test_train_check_reports_lines_that_could_not_be_loaded(
     tmp_path, sample_dir, db_path, capsys, tiny_model_path
 ):
     data = _bom_and_broken(tmp_path, sample_dir)
-    code = main(["train", "--check", "--set", "model=tiny", "--set", f"train_data={data}",
-                 "--set", "max_seq_len=4096", "--db", str(db_path)])
+    code = main(
+        [
+            "train",
+            "--check",
+            "--set",
+            "model=tiny",
+            "--set",
+            f"train_data={data}",
+            "--set",
+            "max_seq_len=4096",
+            "--db",
+            str(db_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "all 10 examples fit" in err  # the BOM line loads
@@ -77,21 +103,22 @@ def test_train_check_reports_lines_that_could_not_be_loaded(
     assert "train.jsonl:5: parse" in err and "Traceback" not in err
 
 
-def test_training_summary_and_train_form_show_lines_left_out(tmp_path, sample_dir,
-                                                             tiny_model_path):
-    from engine.models import load_tokenizer
+def test_training_summary_and_train_form_show_lines_left_out(tmp_path, sample_dir, tiny_model_path):
+    from engine.models.load import load_tokenizer
     from engine.train.config import load_config
     from engine.train.data import prepare_data
     from engine.train.loop import _summary
     from tui.train_form import _lengths_text
 
     data = _bom_and_broken(tmp_path, sample_dir)
-    cfg = load_config(None, ["model=tiny", f"train_data={data}", "max_seq_len=4096",
-                             "val_fraction=0"])
+    cfg = load_config(
+        None, ["model=tiny", f"train_data={data}", "max_seq_len=4096", "val_fraction=0"]
+    )
     prepared = prepare_data(cfg, load_tokenizer("tiny"))
     assert len(prepared.train) == 10
     assert [(Path(s["file"]).name, s["line"], s["kind"]) for s in prepared.report.skipped] == [
-        ("train.jsonl", 5, "parse")]
+        ("train.jsonl", 5, "parse")
+    ]
     assert "could not be loaded" in prepared.report.message()  # what the run's log says
     summary = _summary(cfg, prepared, 0, 10, None, None, 0.0)
     assert summary["n_skipped_lines"] == 1 and summary["skipped_lines"][0]["line"] == 5
@@ -145,22 +172,36 @@ def _remote_ref_folder(tmp_path: Path, port: int) -> Path:
     schemas = tmp_path / "schemas"
     schemas.mkdir()
     url = f"http://127.0.0.1:{port}/address.json"
-    (schemas / "order.json").write_text(json.dumps({
-        "type": "object",
-        "properties": {"id": {"type": "string"}, "ship_to": {"$ref": url}},
-    }))
-    (schemas / "local_file.json").write_text(json.dumps({
-        "type": "object", "properties": {"a": {"$ref": "file:///etc/hostname"}}}))
+    (schemas / "order.json").write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "ship_to": {"$ref": url}},
+            }
+        )
+    )
+    (schemas / "local_file.json").write_text(
+        json.dumps({"type": "object", "properties": {"a": {"$ref": "file:///etc/hostname"}}})
+    )
     (tmp_path / "outside.json").write_text('{"type": "string"}')
-    (schemas / "escapes.json").write_text(json.dumps({
-        "type": "object", "properties": {"a": {"$ref": "../outside.json"}}}))
+    (schemas / "escapes.json").write_text(
+        json.dumps({"type": "object", "properties": {"a": {"$ref": "../outside.json"}}})
+    )
     records = [
-        {"id": "o1", "schema_id": "order", "prompt": "Order A-1 to 1 Main St.",
-         "expected_output": {"id": "A-1", "ship_to": {"street": "1 Main St."}}},
+        {
+            "id": "o1",
+            "schema_id": "order",
+            "prompt": "Order A-1 to 1 Main St.",
+            "expected_output": {"id": "A-1", "ship_to": {"street": "1 Main St."}},
+        },
         {"id": "f1", "schema_id": "local_file", "prompt": "a is x", "expected_output": {"a": "x"}},
         {"id": "e1", "schema_id": "escapes", "prompt": "a is x", "expected_output": {"a": "x"}},
-        {"id": "i1", "prompt": "a is x", "expected_output": {"a": "x"},
-         "schema": {"type": "object", "properties": {"a": {"$ref": url}}}},
+        {
+            "id": "i1",
+            "prompt": "a is x",
+            "expected_output": {"a": "x"},
+            "schema": {"type": "object", "properties": {"a": {"$ref": url}}},
+        },
     ]
     data = tmp_path / "test.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -169,8 +210,15 @@ def _remote_ref_folder(tmp_path: Path, port: int) -> Path:
 
 def _engine(*args, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_a_remote_ref_is_never_fetched(tmp_path, db_path, silent_server, tiny_model_path):
@@ -190,8 +238,11 @@ def test_a_remote_ref_is_never_fetched(tmp_path, db_path, silent_server, tiny_mo
 
     # Evaluation (constrained decoding too) reads the same schemas: a clear error, unfetched.
     for command in ("eval", "score"):
-        more = (["--model", "tiny", "--constrained", "--set", "max_new_tokens=4"]
-                if command == "eval" else ["--predictions", data])
+        more = (
+            ["--model", "tiny", "--constrained", "--set", "max_new_tokens=4"]
+            if command == "eval"
+            else ["--predictions", data]
+        )
         done = _engine(command, "--data", data, *more, "--db", db_path)
         assert done.returncode == 2, done.stderr
         assert "never fetched" in done.stderr and "test.jsonl:4" in done.stderr
@@ -200,33 +251,55 @@ def test_a_remote_ref_is_never_fetched(tmp_path, db_path, silent_server, tiny_mo
 
 
 def test_refs_to_files_inside_the_schema_folder_resolve(tmp_path, tiny_model_path):
-    from engine.constrained import compile_grammar
-    from engine.models import load_tokenizer
+    from engine.decode.grammar import compile_grammar
+    from engine.models.load import load_tokenizer
 
     schemas = tmp_path / "schemas"
     (schemas / "common").mkdir(parents=True)
-    (schemas / "common" / "address.json").write_text(json.dumps({
-        "type": "object", "required": ["street"],
-        "properties": {"street": {"$ref": "#/definitions/text"}},
-        "definitions": {"text": {"type": "string"}},
-    }))
-    (schemas / "order.json").write_text(json.dumps({
-        "type": "object",
-        "properties": {"ship_to": {"$ref": "common/address.json"},
-                       "lines": {"type": "array", "items": {"$ref": "#/definitions/line"}}},
-        "definitions": {"line": {"type": "object", "properties": {"qty": {"type": "integer"}}}},
-    }))
-    (schemas / "dangling.json").write_text(json.dumps({
-        "type": "object", "properties": {"a": {"$ref": "#/definitions/nothing"}}}))
+    (schemas / "common" / "address.json").write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "required": ["street"],
+                "properties": {"street": {"$ref": "#/definitions/text"}},
+                "definitions": {"text": {"type": "string"}},
+            }
+        )
+    )
+    (schemas / "order.json").write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {
+                    "ship_to": {"$ref": "common/address.json"},
+                    "lines": {"type": "array", "items": {"$ref": "#/definitions/line"}},
+                },
+                "definitions": {
+                    "line": {"type": "object", "properties": {"qty": {"type": "integer"}}}
+                },
+            }
+        )
+    )
+    (schemas / "dangling.json").write_text(
+        json.dumps({"type": "object", "properties": {"a": {"$ref": "#/definitions/nothing"}}})
+    )
     registry = SchemaRegistry.from_dir(schemas)
     order = registry.get("order")
     assert order is not None and "dangling" not in registry
     assert [f.kind for f in registry.findings] == ["invalid_schema"]
     assert "points at nothing" in registry.findings[0].message
     data = tmp_path / "test.jsonl"
-    data.write_text(json.dumps({
-        "id": "x", "schema_id": "order", "prompt": "ship to 5, 2 of them",
-        "expected_output": {"ship_to": {"street": 5}, "lines": [{"qty": "2"}]}}) + "\n")
+    data.write_text(
+        json.dumps(
+            {
+                "id": "x",
+                "schema_id": "order",
+                "prompt": "ship to 5, 2 of them",
+                "expected_output": {"ship_to": {"street": 5}, "lines": [{"qty": "2"}]},
+            }
+        )
+        + "\n"
+    )
     report = validate_files([data])
     paths = sorted(f.path for f in report.findings if f.kind == "json_schema")
     assert paths == ["$.lines[0].qty", "$.ship_to.street"]
@@ -240,15 +313,26 @@ def test_refs_to_files_inside_the_schema_folder_resolve(tmp_path, tiny_model_pat
 def test_a_huge_array_gives_a_bounded_number_of_short_findings(tmp_path, db_path):
     schemas = tmp_path / "schemas"
     schemas.mkdir()
-    (schemas / "nums.json").write_text(json.dumps({
-        "type": "object", "properties": {"notes": {"type": "array", "items": {"type": "integer"}},
-                                         "values": {"type": "array",
-                                                    "items": {"type": "integer"}}}}))
+    (schemas / "nums.json").write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {
+                    "notes": {"type": "array", "items": {"type": "integer"}},
+                    "values": {"type": "array", "items": {"type": "integer"}},
+                },
+            }
+        )
+    )
     (schemas / "rules.yaml").write_text("schemas: {}\n")
     n_short, n_long = 20_000, 400
     long_value = "word " * 600  # 3000 characters each
-    record = {"id": "big", "schema_id": "nums", "prompt": "numbers",
-              "expected_output": {"values": ["abc"] * n_short, "notes": [long_value] * n_long}}
+    record = {
+        "id": "big",
+        "schema_id": "nums",
+        "prompt": "numbers",
+        "expected_output": {"values": ["abc"] * n_short, "notes": [long_value] * n_long},
+    }
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps(record) + "\n")
     assert data.stat().st_size > 1_000_000
@@ -290,10 +374,12 @@ def _deep_folder(tmp_path: Path, sample_dir: Path) -> tuple[Path, Path]:
     good = folder / "good.jsonl"
     good.write_text("\n".join(lines) + "\n")
     deep = folder / "deep.jsonl"
-    deep_record = lines[1].replace('"expected_output": {', '"expected_output": {"deep": '
-                                   + _deep(995) + ", ", 1)
-    deep.write_text("\n".join([lines[0], deep_record, '{"x": ' + _deep(100_000) + "}",
-                               lines[2]]) + "\n")
+    deep_record = lines[1].replace(
+        '"expected_output": {', '"expected_output": {"deep": ' + _deep(995) + ", ", 1
+    )
+    deep.write_text(
+        "\n".join([lines[0], deep_record, '{"x": ' + _deep(100_000) + "}", lines[2]]) + "\n"
+    )
     return good, deep
 
 
@@ -312,8 +398,8 @@ def test_deep_nesting_is_a_parse_finding_with_its_line(tmp_path, sample_dir, cap
 
     # A schema nested as deep is an invalid schema, not a crash.
     (good.parent / "schemas" / "deep_schema.json").write_text(
-        '{"type": "object", "properties": {"a": ' + "{\"items\": " * 3000 + "{}" + "}" * 3000
-        + "}}")
+        '{"type": "object", "properties": {"a": ' + '{"items": ' * 3000 + "{}" + "}" * 3000 + "}}"
+    )
     registry = SchemaRegistry.from_dir(good.parent / "schemas")
     assert "deep_schema" not in registry
     assert any("deep_schema" in f.message and "nested" in f.message for f in registry.findings)
@@ -328,13 +414,18 @@ def test_one_deep_file_never_hides_the_others(tmp_path, sample_dir):
 
 
 def test_predictions_and_split_read_a_bom_and_survive_deep_nesting(tmp_path, sample_dir):
-    from engine.evaluate import read_predictions
-    from engine.split import split_file
+    from engine.data.split import split_file
+    from engine.evaluate.run import read_predictions
 
     predictions = tmp_path / "pred.jsonl"
-    predictions.write_bytes(BOM + b'{"id": "a", "output": "{}"}\n'
-                            + b'{"id": "b", "output": ' + _deep(50_000).encode() + b"}\n"
-                            + b'{"id": "c", "output": "{}"}\n')
+    predictions.write_bytes(
+        BOM
+        + b'{"id": "a", "output": "{}"}\n'
+        + b'{"id": "b", "output": '
+        + _deep(50_000).encode()
+        + b"}\n"
+        + b'{"id": "c", "output": "{}"}\n'
+    )
     outputs, findings = read_predictions(predictions)
     assert sorted(outputs) == ["a", "c"]
     assert [(f["line"], f["kind"]) for f in findings] == [(2, "unreadable")]

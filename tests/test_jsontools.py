@@ -15,7 +15,7 @@ def test_paths_have_one_spelling():
     assert jt.json_path(["items", 0, "sku"]) == "$.items[0].sku"
     assert jt.json_path(["unit-price"]) == '$["unit-price"]'
     assert jt.key_path("$.lines[0]", "unit price") == '$.lines[0]["unit price"]'
-    for parts in (["items", 0, "sku"], ["unit-price"], ["a\"b", 3, "é"]):
+    for parts in (["items", 0, "sku"], ["unit-price"], ['a"b', 3, "é"]):
         assert jt.parse_path(jt.json_path(parts)) == parts
     assert jt.parse_path("items.sku") is None
 
@@ -23,7 +23,7 @@ def test_paths_have_one_spelling():
 def test_a_diff_path_and_its_highlight_agree_for_a_key_that_is_not_an_identifier():
     """The diff spelled `$.unit-price` while the JSON viewer spells `$["unit-price"]`, so the
     path of a wrong value did not highlight anything."""
-    from engine.metrics import diff, leaves, schema_errors
+    from engine.evaluate.metrics import diff, leaves, schema_errors
     from tui.widgets import json_lines
 
     got = {**PRICED, "unit-price": 3.0, "lines": [{"unit price": 2}]}
@@ -41,7 +41,7 @@ def test_a_diff_path_and_its_highlight_agree_for_a_key_that_is_not_an_identifier
 async def test_the_viewer_highlights_a_diff_path():
     from textual.app import App
 
-    from engine.metrics import diff
+    from engine.evaluate.metrics import diff
     from tui.widgets import JsonView
 
     class ViewApp(App):
@@ -58,15 +58,19 @@ async def test_the_viewer_highlights_a_diff_path():
 
 
 def test_validation_and_scoring_share_the_leaf_walker_and_validators():
-    from engine.validate import ungrounded_values
+    from engine.data.validate import ungrounded_values
 
     schema = {"type": "object", "properties": {"unit-price": {"type": "number"}}}
     assert [p for p, _v, _s in jt.walk_leaves(PRICED, "$", schema)] == [
-        "$.sku", '$["unit-price"]', '$.lines[0]["unit price"]']
+        "$.sku",
+        '$["unit-price"]',
+        '$.lines[0]["unit price"]',
+    ]
     leaf_schemas = {p: s for p, _v, s in jt.walk_leaves(PRICED, "$", schema)}
     assert leaf_schemas['$["unit-price"]'] == {"type": "number"}
     assert [p for p, _v, _e in ungrounded_values("sku A-1 costs 2.50", PRICED, schema)] == [
-        '$.lines[0]["unit price"]']
+        '$.lines[0]["unit price"]'
+    ]
     assert jt.validator(schema) is jt.validator(dict(schema))  # cached by content
     assert jt.validator(schema, "strict") is not jt.validator(schema)
 
@@ -80,11 +84,14 @@ def test_lenient_date_times_and_the_grammar_pattern_agree():
     assert not jt.format_checker("strict").conforms("2024-05-01T10:00:00", "date-time")
 
 
-@pytest.mark.parametrize("text, end", [
-    ('say "hi" {"a": "}"} tail', len('say "hi" {"a": "}"}')),
-    ('{"a": "\\"}"}', len('{"a": "\\"}"}')),
-    ('{"a": [1, {"b": 2}]', None),
-])
+@pytest.mark.parametrize(
+    "text, end",
+    [
+        ('say "hi" {"a": "}"} tail', len('say "hi" {"a": "}"}')),
+        ('{"a": "\\"}"}', len('{"a": "\\"}"}')),
+        ('{"a": [1, {"b": 2}]', None),
+    ],
+)
 def test_json_object_end(text, end):
     assert jt.json_object_end(text) == end
 
@@ -92,7 +99,19 @@ def test_json_object_end(text, end):
 def test_the_lexer_classifies_characters_inside_and_outside_strings():
     lexer = jt.JsonLexer()
     kinds = [lexer.step(ch) for ch in '{"a\\"":[1,2]}']
-    assert kinds == [jt.OPEN, jt.QUOTE_OPEN, jt.IN_STRING, jt.IN_STRING, jt.IN_STRING,
-                     jt.QUOTE_CLOSE, jt.COLON, jt.OPEN, jt.OTHER, jt.COMMA, jt.OTHER, jt.CLOSE,
-                     jt.CLOSE]
+    assert kinds == [
+        jt.OPEN,
+        jt.QUOTE_OPEN,
+        jt.IN_STRING,
+        jt.IN_STRING,
+        jt.IN_STRING,
+        jt.QUOTE_CLOSE,
+        jt.COLON,
+        jt.OPEN,
+        jt.OTHER,
+        jt.COMMA,
+        jt.OTHER,
+        jt.CLOSE,
+        jt.CLOSE,
+    ]
     assert jt.JsonLexer(in_string=True, escaped=True).step('"') == jt.IN_STRING

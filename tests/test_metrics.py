@@ -1,12 +1,12 @@
-"""Every metric of engine.metrics on hand-made cases."""
+"""Every metric of engine.evaluate.metrics on hand-made cases."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine import metrics as m
-from engine.stop import JsonCloseTracker
-from engine.types import Example
+from engine.data.types import Example
+from engine.decode.stop import JsonCloseTracker
+from engine.evaluate import metrics as m
 
 SCHEMA = {
     "type": "object",
@@ -108,8 +108,9 @@ def test_diff_kinds_and_grounding():
     # A number written with a thousands separator in the prompt is grounded.
     assert m.grounded(1500, prompt) and m.grounded(2.5, prompt)
     missing = m.diff({"a": 1}, {}, prompt)
-    assert missing == [{"path": "$.a", "expected": 1, "got": None, "kind": "missing",
-                        "ungrounded": None}]
+    assert missing == [
+        {"path": "$.a", "expected": 1, "got": None, "kind": "missing", "ungrounded": None}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -153,7 +154,7 @@ def test_score_with_example_uses_its_prompt():
 
 def test_validation_and_evaluation_agree_on_grounding():
     """The data check and the model diff use one definition of "written in the prompt"."""
-    from engine.validate import ungrounded_values
+    from engine.data.validate import ungrounded_values
 
     prompt = "Status: Full-Time, pay $1,250.50, ref A-12"
     expected = {"status": "full time", "pay": 1250.5, "ref": 12, "city": "Oslo"}
@@ -168,8 +169,11 @@ def test_validation_and_evaluation_agree_on_grounding():
 
 @pytest.mark.parametrize(
     "output",
-    ['[{"name": "n", "qty": 1}]', 'Here it is: [ {"name": "n", "qty": 1} ]',
-     '[{"name": "n", "qty": 1}, {"name": "m"'],
+    [
+        '[{"name": "n", "qty": 1}]',
+        'Here it is: [ {"name": "n", "qty": 1} ]',
+        '[{"name": "n", "qty": 1}, {"name": "m"',
+    ],
 )
 def test_an_object_wrapped_in_an_array_is_not_the_object(output):
     parsed, err = m.parse_output(output)
@@ -195,7 +199,7 @@ def test_a_truncated_output_does_not_parse_as_an_inner_fragment():
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_nan_and_infinity_are_not_json(constant):
-    output = '{"name": "n", "qty": ' + constant + '}'
+    output = '{"name": "n", "qty": ' + constant + "}"
     parsed, err = m.parse_output(output)
     assert parsed is None and "JSON" in err
     s = m.score({"name": "n", "qty": 1}, output, SCHEMA)
@@ -205,8 +209,12 @@ def test_nan_and_infinity_are_not_json(constant):
 
 
 def test_a_value_with_nan_parsed_elsewhere_is_never_schema_valid():
-    s = m.score_parsed({"name": "n", "price": 1.0}, {"name": "n", "qty": 1, "price": float("nan")},
-                       None, {**SCHEMA, "properties": {**SCHEMA["properties"]}})
+    s = m.score_parsed(
+        {"name": "n", "price": 1.0},
+        {"name": "n", "qty": 1, "price": float("nan")},
+        None,
+        {**SCHEMA, "properties": {**SCHEMA["properties"]}},
+    )
     assert s["schema_valid"] is False and "$.price" in s["schema_errors"][0]
     assert m.non_finite_errors({"a": [1.0, float("inf")]}) == ["$.a[1]: inf is not a JSON number"]
 

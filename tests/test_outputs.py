@@ -51,10 +51,19 @@ def test_a_folder_owned_by_another_run_is_never_reused(tmp_path):
 
 
 def _cfg(sample_dir, *more):
-    return load_config(None, [
-        "model=tiny", f"train_data={sample_dir / 'train.jsonl'}", "max_steps=2", "log_every=1",
-        "eval_every=100", "save_every=100", "val_eval_limit=0", *more,
-    ])
+    return load_config(
+        None,
+        [
+            "model=tiny",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            "max_steps=2",
+            "log_every=1",
+            "eval_every=100",
+            "save_every=100",
+            "val_eval_limit=0",
+            *more,
+        ],
+    )
 
 
 def test_an_explicit_out_dir_is_not_shared_by_two_runs(sample_dir, tmp_path):
@@ -82,8 +91,10 @@ def test_two_run_logs_in_one_folder_train_into_separate_folders(
         owner = json.loads((tmp_path / run["out_dir"] / OWNER_FILE).read_text())
         assert owner["db"] == str(db_path.resolve()) and owner["run_id"] == 1
         assert run["adapter"].startswith(run["out_dir"])
-    assert dirs == [str(tmp_path / "runs-outputs" / "run-1"),
-                    str(tmp_path / "other-outputs" / "run-1")]
+    assert dirs == [
+        str(tmp_path / "runs-outputs" / "run-1"),
+        str(tmp_path / "other-outputs" / "run-1"),
+    ]
     assert not (tmp_path / "outputs").exists()
 
 
@@ -92,7 +103,16 @@ def test_cli_refuses_an_out_dir_another_run_owns(sample_dir, tmp_path, capsys, t
 
     out = tmp_path / "taken"
     create_train_run(_cfg(sample_dir, f"out_dir={out}"), tmp_path / "a.db")
-    args = ["train", "--set", "model=tiny", "--set", f"train_data={sample_dir / 'train.jsonl'}",
-            "--set", f"out_dir={out}", "--db", str(tmp_path / "b.db")]
+    args = [
+        "train",
+        "--set",
+        "model=tiny",
+        "--set",
+        f"train_data={sample_dir / 'train.jsonl'}",
+        "--set",
+        f"out_dir={out}",
+        "--db",
+        str(tmp_path / "b.db"),
+    ]
     assert main(args) == 2
     assert "belongs to run 1" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from engine.rules import (
+from engine.data.rules import (
     RuleError,
     Skip,
     bundled_rules,
@@ -213,7 +213,7 @@ def test_expressions_that_would_take_unbounded_work_are_refused(text, fragment):
 
 
 def test_a_rule_that_cannot_be_computed_raises_rule_failure():
-    from engine.rules import RuleFailure
+    from engine.data.rules import RuleFailure
 
     (digits, huge, overflow, fine) = rules_of("""
 schemas:
@@ -233,7 +233,7 @@ schemas:
 
 
 def test_failing_rules_beside_the_data_are_findings_on_the_rule(tmp_path):
-    from engine.validate import validate_files
+    from engine.data.validate import validate_files
 
     schemas = tmp_path / "schemas"
     schemas.mkdir()
@@ -247,8 +247,12 @@ schemas:
     - {check: total, equals: 'amount + 1'}
 """)
     rows = [
-        {"id": f"r{i}", "schema_id": "po", "prompt": "x",
-         "expected_output": {"amount": amount, "digits": -100_000_000, "total": 5}}
+        {
+            "id": f"r{i}",
+            "schema_id": "po",
+            "prompt": "x",
+            "expected_output": {"amount": amount, "digits": -100_000_000, "total": 5},
+        }
         for i, amount in enumerate([1e200, 10**400, 4])
     ]
     data = tmp_path / "d.jsonl"

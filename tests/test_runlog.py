@@ -10,8 +10,15 @@ def test_creates_schema_in_wal_mode(db_path):
     db = runlog.connect(db_path)
     assert runlog.schema_version(db) == runlog.SCHEMA_VERSION
     assert db.journal_mode == "wal"
-    for table in ("runs", "metrics", "checkpoints", "datasets", "validation_issues",
-                  "evaluations", "predictions"):
+    for table in (
+        "runs",
+        "metrics",
+        "checkpoints",
+        "datasets",
+        "validation_issues",
+        "evaluations",
+        "predictions",
+    ):
         assert db[table].exists(), table
 
 
@@ -49,8 +56,12 @@ def test_metrics_are_visible_to_another_connection(db_path):
 
 def test_dead_process_shows_as_interrupted(db_path):
     db = runlog.connect(db_path)
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(proc.stdout)
     dead = runlog.create_run(db, "train", {}, pid=dead_pid)
     alive = runlog.create_run(db, "train", {}, pid=os.getpid())
@@ -62,8 +73,11 @@ def test_dead_process_shows_as_interrupted(db_path):
 def test_delete_run_removes_its_rows(db_path):
     db = runlog.connect(db_path)
     run_id = runlog.create_run(db, "validate", {})
-    runlog.insert_rows(db, "validation_issues", [
-        {"run_id": run_id, "kind": "parse", "severity": "error", "message": "m"}])
+    runlog.insert_rows(
+        db,
+        "validation_issues",
+        [{"run_id": run_id, "kind": "parse", "severity": "error", "message": "m"}],
+    )
     runlog.delete_run(db, run_id)
     assert runlog.get_run(db, run_id) is None
     assert db["validation_issues"].count == 0
@@ -77,9 +91,19 @@ def test_v1_run_log_migrates_to_v2_keeping_its_data(db_path):
     runlog._create_v1(old)  # a run log written by the first release
     conn.execute("PRAGMA user_version = 1")
     run_id = old["runs"].insert({"kind": "train", "status": "completed", "config": "{}"}).last_pk
-    old["checkpoints"].insert({"run_id": run_id, "step": 50, "epoch": 0.5, "path": "/x/step-50",
-                               "is_final": 0, "time": 1.0})
-    old["metrics"].insert({"run_id": run_id, "step": 50, "name": "val_loss", "value": 1.5, "time": 1.0})
+    old["checkpoints"].insert(
+        {
+            "run_id": run_id,
+            "step": 50,
+            "epoch": 0.5,
+            "path": "/x/step-50",
+            "is_final": 0,
+            "time": 1.0,
+        }
+    )
+    old["metrics"].insert(
+        {"run_id": run_id, "step": 50, "name": "val_loss", "value": 1.5, "time": 1.0}
+    )
     conn.commit()
     conn.close()
 
@@ -99,8 +123,9 @@ def test_checkpoint_metrics_best_mark_and_deletion(db_path):
     run_id = runlog.create_run(db, "train", {})
     other = runlog.create_run(db, "train", {})
     for step in (10, 20, 30):
-        runlog.add_checkpoint(db, run_id, step, f"/p/{step}", epoch=step / 10,
-                              metrics={"val_json_exact": step / 100})
+        runlog.add_checkpoint(
+            db, run_id, step, f"/p/{step}", epoch=step / 10, metrics={"val_json_exact": step / 100}
+        )
     runlog.add_checkpoint(db, other, 10, "/q/10", metrics={"val_json_exact": 1.0})
     runlog.set_best_checkpoint(db, other, 10)
     runlog.set_best_checkpoint(db, run_id, 20)

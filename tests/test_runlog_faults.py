@@ -24,8 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(proc.stdout)
 
 
@@ -42,8 +46,9 @@ def test_several_processes_claiming_one_run_at_once_one_wins(db_path):
     run_id = runlog.create_run(db, "train", {}, status="interrupted", pid=_dead_pid())
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_claim, args=(str(db_path), run_id, start, results))
-             for _ in range(5)]
+    procs = [
+        ctx.Process(target=_claim, args=(str(db_path), run_id, start, results)) for _ in range(5)
+    ]
     for p in procs:
         p.start()
     time.sleep(2.0)  # every process connected and waiting
@@ -125,8 +130,7 @@ def test_reads_are_pure_a_dead_run_reads_interrupted_without_a_write(db_path):
     raw = db.execute("SELECT status FROM runs WHERE id = ?", [dead]).fetchone()[0]
     assert raw == "running"  # nothing written by the reads
     assert runlog.reap_interrupted(db) == [dead]  # the explicit write
-    assert db.execute("SELECT status FROM runs WHERE id = ?", [dead]).fetchone()[0] == \
-        "interrupted"
+    assert db.execute("SELECT status FROM runs WHERE id = ?", [dead]).fetchone()[0] == "interrupted"
 
 
 def test_a_reused_pid_is_not_the_run_s_process(db_path):
@@ -198,8 +202,10 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", [["runs"], ["show", "1"], ["compare", "1", "2"],
-                                     ["cancel", "1"], ["train", "--resume", "1"]])
+@pytest.mark.parametrize(
+    "command",
+    [["runs"], ["show", "1"], ["compare", "1", "2"], ["cancel", "1"], ["train", "--resume", "1"]],
+)
 def test_a_damaged_run_log_is_one_line_naming_the_file(tmp_path, capsys, command):
     path = tmp_path / "runs.db"
     path.write_bytes(b"this is not a database, just some bytes " * 200)
@@ -233,8 +239,12 @@ def test_a_full_disk_while_recording_is_one_line(db_path, capsys, monkeypatch, s
 def _mount_tmpfs(where: Path, size: str) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                              check=False, capture_output=True, timeout=10)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            check=False,
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -255,8 +265,9 @@ def test_read_commands_work_on_a_read_only_file_system(tmp_path, capsys):
         assert main(["show", "1", "--db", str(path), "--format", "json"]) == 0
         assert '"on read-only media"' in capsys.readouterr().out
         # A writer gets one line saying what is wrong.
-        code = main(["validate", str(REPO / "datasets" / "sample" / "train.jsonl"),
-                     "--db", str(path)])
+        code = main(
+            ["validate", str(REPO / "datasets" / "sample" / "train.jsonl"), "--db", str(path)]
+        )
         assert code != 0
         line = _one_line(capsys.readouterr().err)
         assert str(path) in line and "read-only" in line
@@ -282,9 +293,7 @@ def _fill(folder: Path) -> None:
         pass
 
 
-def test_a_full_disk_never_crashes_reads_and_a_validation_does_not_stay_running(
-    tmp_path, capsys
-):
+def test_a_full_disk_never_crashes_reads_and_a_validation_does_not_stay_running(tmp_path, capsys):
     media = tmp_path / "media"
     if not _mount_tmpfs(media, "1m"):
         pytest.skip("cannot mount a small file system here (needs root)")
@@ -298,8 +307,9 @@ def test_a_full_disk_never_crashes_reads_and_a_validation_does_not_stay_running(
         assert main(["runs", "--db", str(path)]) == 0
         assert main(["show", "1", "--db", str(path), "--format", "json"]) == 0
         assert "before the disk filled" in capsys.readouterr().out
-        code = main(["validate", str(REPO / "datasets" / "sample" / "train.jsonl"),
-                     "--db", str(path)])
+        code = main(
+            ["validate", str(REPO / "datasets" / "sample" / "train.jsonl"), "--db", str(path)]
+        )
         assert code != 0
         line = _one_line(capsys.readouterr().err)
         assert str(path) in line and "full" in line

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from collections import Counter
 
-from engine.data import SchemaRegistry, load_examples
-from engine.validate import validate_files
+from engine.data.load import SchemaRegistry, load_examples
+from engine.data.validate import validate_files
 
 
 def test_generator_is_deterministic(sample_dir, tmp_path):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from engine import evaluate
 from engine.cli import main
+from engine.evaluate import run as evaluate
 
 SCHEMA = {
     "type": "object",
@@ -27,8 +27,10 @@ CASES = {
     "d2": ({"name": "Bea", "qty": 2, "ok": True}, '[{"name": "Bea", "qty": 2, "ok": true}]'),
     "d3": ({"name": "Bo", "qty": 2, "ok": True}, '{"name": "Bo", "meta": {"k": 1}, "qty": {'),
     "d4": ({"name": "Cy", "qty": 3, "ok": True}, '{"name": "Cy", "qty": NaN, "ok": true}'),
-    "d5": ({"name": "Di", "qty": 4, "ok": False},
-           'Fields {name, qty} follow: {"name": "Di", "qty": 4, "ok": false}'),
+    "d5": (
+        {"name": "Di", "qty": 4, "ok": False},
+        'Fields {name, qty} follow: {"name": "Di", "qty": 4, "ok": false}',
+    ),
     "d6": ({"name": "Ed", "qty": 5, "ok": True}, '{"name": "Ed", "qty": 5, "ok": 1}'),
     "d7": ({"name": "Flo", "qty": 6, "ok": True}, None),
 }
@@ -47,14 +49,21 @@ def files(tmp_path):
     data = tmp_path / "data.jsonl"
     with data.open("w") as f:
         for i, (ex_id, (expected, _)) in enumerate(CASES.items()):
-            record = {"id": ex_id, "schema_id": "item", "prompt": f"{expected}",
-                      "expected_output": expected}
+            record = {
+                "id": ex_id,
+                "schema_id": "item",
+                "prompt": f"{expected}",
+                "expected_output": expected,
+            }
             if i < 2:
                 record["complexity"] = "simple"
             f.write(json.dumps(record) + "\n")
     preds = tmp_path / "pred.jsonl"
-    lines = [json.dumps({"id": ex_id, "output": out})
-             for ex_id, (_, out) in reversed(CASES.items()) if out is not None]
+    lines = [
+        json.dumps({"id": ex_id, "output": out})
+        for ex_id, (_, out) in reversed(CASES.items())
+        if out is not None
+    ]
     lines.insert(2, "this is not json")
     lines.append(json.dumps({"id": "ghost", "output": "{}"}))
     lines.append(json.dumps({"id": "d1", "output": "{}"}))  # a duplicate: the first one counts
@@ -68,9 +77,23 @@ def rows_by_id(db_path, run_id):
 
 def score(capsys, files, db_path, protocol, *extra):
     data, preds, schemas = files
-    rc, out, err = run(capsys, "score", "--data", data, "--predictions", preds, "--schemas",
-                       schemas, "--protocol", protocol, "--format", "json", "--db", db_path,
-                       *extra)
+    rc, out, err = run(
+        capsys,
+        "score",
+        "--data",
+        data,
+        "--predictions",
+        preds,
+        "--schemas",
+        schemas,
+        "--protocol",
+        protocol,
+        "--format",
+        "json",
+        "--db",
+        db_path,
+        *extra,
+    )
     assert rc == 0, err
     return json.loads(out), err
 
@@ -99,8 +122,12 @@ def test_schemalab_protocol_scores_crafted_outputs(capsys, files, db_path):
     assert sum(g["inferred"] for g in report["by_complexity"].values()) == 5
 
     kinds = sorted((f["kind"], f["where"].rsplit(":", 1)[-1]) for f in report["findings"])
-    assert kinds == [("duplicate_id", "9"), ("missing_id", "7"), ("unknown_id", "8"),
-                     ("unreadable", "3")]
+    assert kinds == [
+        ("duplicate_id", "9"),
+        ("missing_id", "7"),
+        ("unknown_id", "8"),
+        ("unreadable", "3"),
+    ]
     assert "pred.jsonl:8: unknown_id" in err and "data.jsonl:7: missing_id" in err
 
 
@@ -136,8 +163,9 @@ def test_show_compare_and_seed_export_on_scored_runs(capsys, files, db_path, tmp
     rc, out, _ = run(capsys, "show", a["run_id"], "--db", db_path, "--failure", "unparseable")
     out = " ".join(out.split())  # Rich wraps long lines
     assert rc == 0 and "wrapped in an array" in out and "no prediction for this id" in out
-    rc, out, _ = run(capsys, "compare", a["run_id"], b["run_id"], "--db", db_path,
-                     "--format", "json")
+    rc, out, _ = run(
+        capsys, "compare", a["run_id"], b["run_id"], "--db", db_path, "--format", "json"
+    )
     result = json.loads(out)
     assert rc == 0 and result["n_common"] == 7
     assert [f["example_id"] for f in result["fail_to_pass"]] == ["d6"]
@@ -153,8 +181,9 @@ def test_show_compare_and_seed_export_on_scored_runs(capsys, files, db_path, tmp
 
 def test_score_errors_are_clear(capsys, files, db_path, tmp_path):
     data = files[0]
-    rc, _, err = run(capsys, "score", "--data", data, "--predictions", tmp_path / "none.jsonl",
-                     "--db", db_path)
+    rc, _, err = run(
+        capsys, "score", "--data", data, "--predictions", tmp_path / "none.jsonl", "--db", db_path
+    )
     assert rc == 2 and "no such predictions file" in err
     junk = tmp_path / "junk.jsonl"
     junk.write_text("nothing here\n[1]\n")
@@ -165,15 +194,32 @@ def test_score_errors_are_clear(capsys, files, db_path, tmp_path):
 def test_an_output_that_is_not_text_is_a_finding(capsys, files, db_path, tmp_path):
     data, _, schemas = files
     preds = tmp_path / "parsed.jsonl"
-    preds.write_text(json.dumps({"id": "d1", "output": CASES["d1"][0]}) + "\n"
-                     + json.dumps({"id": "d2", "output": CASES["d1"][1]}) + "\n")
-    rc, out, err = run(capsys, "score", "--data", data, "--predictions", preds, "--schemas",
-                       schemas, "--format", "json", "--db", db_path)
+    preds.write_text(
+        json.dumps({"id": "d1", "output": CASES["d1"][0]})
+        + "\n"
+        + json.dumps({"id": "d2", "output": CASES["d1"][1]})
+        + "\n"
+    )
+    rc, out, err = run(
+        capsys,
+        "score",
+        "--data",
+        data,
+        "--predictions",
+        preds,
+        "--schemas",
+        schemas,
+        "--format",
+        "json",
+        "--db",
+        db_path,
+    )
     assert rc == 0, err
     report = json.loads(out)
     assert "parsed.jsonl:1: unreadable: `output` of 'd1' is a JSON dict, not a string" in err
-    assert not any(f["kind"] == "missing_id" and f["example_id"] == "d1"
-                   for f in report["findings"])
+    assert not any(
+        f["kind"] == "missing_id" and f["example_id"] == "d1" for f in report["findings"]
+    )
     rows = rows_by_id(db_path, report["run_id"])
     assert rows["d1"]["parse_error"].startswith("no prediction for this id (line 1")
     assert rows["d1"]["json_exact"] == 0 and rows["d2"]["failure"] == "wrong_value"

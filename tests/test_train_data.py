@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.prompt import render_prompt, render_target
+from engine.data.types import Example
+from engine.decode.prompt import render_prompt, render_target
 from engine.train.config import load_config
 from engine.train.data import (
     IGNORE,
@@ -15,12 +16,11 @@ from engine.train.data import (
     length_report,
     prepare_data,
 )
-from engine.types import Example
 
 
 @pytest.fixture(scope="module")
 def tok(tiny_model_path):
-    from engine.models import load_tokenizer
+    from engine.models.load import load_tokenizer
 
     return load_tokenizer("tiny")
 
@@ -91,7 +91,9 @@ def test_validation_slice_is_held_out(sample_dir, tok):
 
 
 def test_prompt_template_is_used_and_val_examples_are_kept_for_decoding(sample_dir, tok):
-    data = prepare_data(_cfg(sample_dir, "val_fraction=0.1", "prompt_template=schema-in-prompt"), tok)
+    data = prepare_data(
+        _cfg(sample_dir, "val_fraction=0.1", "prompt_template=schema-in-prompt"), tok
+    )
     assert [e.id for e in data.val_examples] == [e.id for e in data.val]
     ex = data.val_examples[0]
     schema = data.registry.get(ex.schema_id)

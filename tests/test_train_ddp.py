@@ -75,12 +75,14 @@ def _rank_pids(run: dict) -> dict[int, int]:
 
 
 def _losses(db_path, run_id):
-    return [(m["step"], m["value"]) for m in runlog.metrics(runlog.connect(db_path), run_id,
-                                                            "train_loss")]
+    return [
+        (m["step"], m["value"])
+        for m in runlog.metrics(runlog.connect(db_path), run_id, "train_loss")
+    ]
 
 
 def test_n_targets_counts_what_collate_trains(sample_dir):
-    from engine.models import load_tokenizer
+    from engine.models.load import load_tokenizer
     from engine.train.data import collate, prepare_data
     from engine.train.distributed import n_targets
 
@@ -145,8 +147,11 @@ def test_cancel_resume_and_kill_reach_every_rank(sample_dir, db_path, tiny_model
     assert "SIGTERM" in cancel_run(db_path, run_id)
     _wait(lambda: runlog.get_run(db, run_id)["status"] != "running", what="the run to stop")
     assert runlog.get_run(db, run_id)["status"] == "cancelled"
-    _wait(lambda: not any(_alive(p) for p in [launcher, *ranks.values()]), timeout=30,
-          what="every rank and the launcher to exit")
+    _wait(
+        lambda: not any(_alive(p) for p in [launcher, *ranks.values()]),
+        timeout=30,
+        what="every rank and the launcher to exit",
+    )
     stopped = runlog.checkpoints(db, run_id)[-1]["step"]
     assert _losses(db_path, run_id)[-1][0] == stopped
 
@@ -159,13 +164,16 @@ def test_cancel_resume_and_kill_reach_every_rank(sample_dir, db_path, tiny_model
     assert set(new_ranks) == {0, 1}
 
     os.kill(run["pid"], signal.SIGKILL)  # the launcher, killed outright: the ranks die with it
-    _wait(lambda: not any(_alive(p) for p in new_ranks.values()), timeout=20,
-          what="the ranks to die with their launcher")
+    _wait(
+        lambda: not any(_alive(p) for p in new_ranks.values()),
+        timeout=20,
+        what="the ranks to die with their launcher",
+    )
     assert runlog.get_run(db, run_id)["status"] == "interrupted"
 
 
 def test_the_memory_estimate_counts_processes_that_share_the_host(sample_dir, tiny_model_path):
-    from engine.memory import DeviceMemory, estimate_memory
+    from engine.models.memory import DeviceMemory, estimate_memory
 
     one = estimate_memory("tiny", _cfg(sample_dir), device="cpu")
     room = DeviceMemory("cpu", 64.0, one.total_gb * 1.5)  # room for one process, not two
@@ -178,9 +186,23 @@ def test_the_memory_estimate_counts_processes_that_share_the_host(sample_dir, ti
 def test_cli_nproc_goes_into_the_config_and_resume_keeps_it(sample_dir, db_path, capsys):
     from engine.cli import main
 
-    assert main(["train", "--set", "model=tiny", "--set",
-                 f"train_data={sample_dir / 'train.jsonl'}", "--nproc", "0", "--check",
-                 "--db", str(db_path)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                "model=tiny",
+                "--set",
+                f"train_data={sample_dir / 'train.jsonl'}",
+                "--nproc",
+                "0",
+                "--check",
+                "--db",
+                str(db_path),
+            ]
+        )
+        == 2
+    )
     assert "nproc must be >= 1" in capsys.readouterr().err
     assert main(["train", "--resume", "1", "--nproc", "2", "--db", str(db_path)]) == 2
     assert "drop --nproc" in capsys.readouterr().err

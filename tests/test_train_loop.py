@@ -108,7 +108,7 @@ def test_adapter_loads_with_peft_and_export_merges(sample_dir, tmp_path, db_path
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine.models import load_model
+    from engine.models.load import load_model
     from engine.train.export import export_merged
 
     cfg = _cfg(sample_dir, tmp_path, "max_steps=3", "log_every=1", "lr=5e-2")

@@ -125,8 +125,14 @@ def test_cli_check_refuses_a_model_that_does_not_resolve_or_lacks_a_module(
     sample_dir, db_path, capsys, tiny_model_path, monkeypatch
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    base = ["train", "--check", "--set", f"train_data={sample_dir / 'train.jsonl'}",
-            "--db", str(db_path)]
+    base = [
+        "train",
+        "--check",
+        "--set",
+        f"train_data={sample_dir / 'train.jsonl'}",
+        "--db",
+        str(db_path),
+    ]
     assert main([*base, "--set", "model=tiny1"]) == 2
     assert "did you mean 'tiny'" in capsys.readouterr().err
     assert main([*base, "--set", "model=tiny", "--set", "target_modules=[q_proj, abc]"]) == 2
@@ -143,9 +149,18 @@ def test_cancel_while_the_worker_is_still_loading_ends_cancelled(
     """SIGTERM during the worker's start (torch importing, the model loading) is kept: the run
     stops at its first step with a checkpoint, `cancelled`, not killed and `interrupted`."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    cfg = load_config(None, ["model=tiny", f"train_data={sample_dir / 'train.jsonl'}",
-                             "epochs=50", "log_every=1", "eval_every=1000", "save_every=1000",
-                             "val_eval_limit=0"])
+    cfg = load_config(
+        None,
+        [
+            "model=tiny",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            "epochs=50",
+            "log_every=1",
+            "eval_every=1000",
+            "save_every=1000",
+            "val_eval_limit=0",
+        ],
+    )
     run_id = launch_detached(cfg, db_path)
     run = runlog.get_run(runlog.connect(db_path), run_id)
     log = Path(run["out_dir"]) / "train.log"

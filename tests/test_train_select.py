@@ -86,18 +86,48 @@ def test_new_config_keys_defaults_checks_and_old_configs(sample_dir):
     assert (cfg.val_max_new_tokens, cfg.val_eval_batch, cfg.select_by) == (1024, 8, "json_exact")
     assert (cfg.patience, cfg.keep_last) == (None, 3)
     # A config stored before these keys existed still loads, with the defaults.
-    old = {k: v for k, v in DEFAULTS.items() if k not in (
-        "prompt_template", "val_eval_limit", "val_constrained", "val_max_new_tokens",
-        "val_eval_batch", "select_by", "patience", "keep_last")}
+    old = {
+        k: v
+        for k, v in DEFAULTS.items()
+        if k
+        not in (
+            "prompt_template",
+            "val_eval_limit",
+            "val_constrained",
+            "val_max_new_tokens",
+            "val_eval_batch",
+            "select_by",
+            "patience",
+            "keep_last",
+        )
+    }
     old["train_data"] = str(sample_dir / "train.jsonl")
     assert config_from_dict(old).select_by == "json_exact"
     with pytest.raises(ConfigError) as info:
-        config_from_dict({**old, "prompt_template": "alpaca", "val_eval_limit": -1,
-                          "val_constrained": "yes", "select_by": "bleu", "patience": 0,
-                          "keep_last": 0, "val_eval_batch": 0, "val_max_new_tokens": 1.5})
+        config_from_dict(
+            {
+                **old,
+                "prompt_template": "alpaca",
+                "val_eval_limit": -1,
+                "val_constrained": "yes",
+                "select_by": "bleu",
+                "patience": 0,
+                "keep_last": 0,
+                "val_eval_batch": 0,
+                "val_max_new_tokens": 1.5,
+            }
+        )
     text = str(info.value)
-    for key in ("prompt_template", "val_eval_limit", "val_constrained", "select_by", "patience",
-                "keep_last", "val_eval_batch", "val_max_new_tokens"):
+    for key in (
+        "prompt_template",
+        "val_eval_limit",
+        "val_constrained",
+        "select_by",
+        "patience",
+        "keep_last",
+        "val_eval_batch",
+        "val_max_new_tokens",
+    ):
         assert key in text, key
     assert config_from_dict({**old, "patience": 2, "val_eval_limit": 0}).patience == 2
 
@@ -109,7 +139,7 @@ def _adapter(folder):
 
 
 def test_run_id_means_the_best_checkpoint_and_specs_name_the_others(tmp_path, db_path):
-    from engine.decoding import DecodingError, resolve_adapter
+    from engine.decode.generate import DecodingError, resolve_adapter
     from engine.train.export import run_adapter
 
     db = runlog.connect(db_path)
@@ -117,8 +147,13 @@ def test_run_id_means_the_best_checkpoint_and_specs_name_the_others(tmp_path, db
     run_id = runlog.create_run(db, "train", {"model": "tiny"}, out_dir=str(out), status="cancelled")
     for step in (4, 8):
         _adapter(out / "checkpoints" / f"step-{step:06d}" / "adapter")
-        runlog.add_checkpoint(db, run_id, step, str(out / "checkpoints" / f"step-{step:06d}"),
-                              metrics={"val_json_exact": step / 10})
+        runlog.add_checkpoint(
+            db,
+            run_id,
+            step,
+            str(out / "checkpoints" / f"step-{step:06d}"),
+            metrics={"val_json_exact": step / 10},
+        )
     ck = out / "checkpoints"
     # No best marked, no final adapter: the last checkpoint, as before.
     assert resolve_adapter(str(run_id), db) == (ck / "step-000008" / "adapter", run_id)
@@ -134,7 +169,9 @@ def test_run_id_means_the_best_checkpoint_and_specs_name_the_others(tmp_path, db
     assert resolve_adapter(f"{run_id}:best", db)[0] == ck / "step-000004" / "adapter"
     assert resolve_adapter(f"{run_id}:final", db) == (out / "adapter", run_id)
     assert resolve_adapter(f"{run_id}:step-8", db) == (ck / "step-000008" / "adapter", run_id)
-    with pytest.raises(DecodingError, match=rf"no checkpoint at step 5; use one of: {run_id}:step-4"):
+    with pytest.raises(
+        DecodingError, match=rf"no checkpoint at step 5; use one of: {run_id}:step-4"
+    ):
         resolve_adapter(f"{run_id}:step-5", db)
     with pytest.raises(DecodingError, match="RUN_ID:final or RUN_ID:step-N"):
         resolve_adapter(f"{run_id}:last", db)

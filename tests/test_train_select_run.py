@@ -10,7 +10,7 @@ import pytest
 
 from engine import runlog
 from engine.cli import main
-from engine.decoding import DecodingError, resolve_adapter
+from engine.decode.generate import DecodingError, resolve_adapter
 from engine.train.config import load_config
 from engine.train.loop import remove_stale_tmp
 from engine.train.process import run_foreground
@@ -28,11 +28,22 @@ def _one_thread():
 
 
 def _cfg(sample_dir, out, *more):
-    return load_config(None, [
-        "model=tiny", f"train_data={sample_dir / 'train.jsonl'}", f"out_dir={out}", "lr=1e-2",
-        "batch_size=8", "grad_accum=1", "log_every=1", "val_eval_limit=3",
-        "val_max_new_tokens=16", "val_eval_batch=2", *more,
-    ])
+    return load_config(
+        None,
+        [
+            "model=tiny",
+            f"train_data={sample_dir / 'train.jsonl'}",
+            f"out_dir={out}",
+            "lr=1e-2",
+            "batch_size=8",
+            "grad_accum=1",
+            "log_every=1",
+            "val_eval_limit=3",
+            "val_max_new_tokens=16",
+            "val_eval_batch=2",
+            *more,
+        ],
+    )
 
 
 def _steps(db, run_id, name):
@@ -40,8 +51,9 @@ def _steps(db, run_id, name):
 
 
 def test_validation_metrics_best_checkpoint_and_show(sample_dir, tmp_path, db_path, capsys):
-    cfg = _cfg(sample_dir, tmp_path / "out", "max_steps=8", "eval_every=3", "save_every=4",
-               "keep_last=5")
+    cfg = _cfg(
+        sample_dir, tmp_path / "out", "max_steps=8", "eval_every=3", "save_every=4", "keep_last=5"
+    )
     run_id = run_foreground(cfg, db_path, log=lambda m: None)
     db = runlog.connect(db_path)
     run = runlog.get_run(db, run_id)
@@ -60,13 +72,17 @@ def test_validation_metrics_best_checkpoint_and_show(sample_dir, tmp_path, db_pa
     (best,) = [c for c in ckpts if c["is_best"]]
     summary = run["summary"]
     assert summary["best_step"] == best["step"]
-    assert summary["best_metric"] == {"name": "val_json_exact",
-                                      "value": best["metrics"]["val_json_exact"]}
+    assert summary["best_metric"] == {
+        "name": "val_json_exact",
+        "value": best["metrics"]["val_json_exact"],
+    }
     assert summary["best_metrics"] == best["metrics"]
     assert 0 < summary["val_eval_share"] < 1 and summary["stopped_early"] is False
     # `RUN_ID` is the best checkpoint; `:final` the adapter written at the end.
-    assert resolve_adapter(str(run_id), db) == (tmp_path / "out" / "checkpoints"
-                                                / f"step-{best['step']:06d}" / "adapter", run_id)
+    assert resolve_adapter(str(run_id), db) == (
+        tmp_path / "out" / "checkpoints" / f"step-{best['step']:06d}" / "adapter",
+        run_id,
+    )
     assert resolve_adapter(f"{run_id}:final", db)[0] == tmp_path / "out" / "adapter"
     with pytest.raises(DecodingError, match=f"{run_id}:step-8"):
         resolve_adapter(f"{run_id}:step-7", db)
@@ -95,8 +111,9 @@ def test_early_stopping_and_retention_keep_the_best(sample_dir, tmp_path, db_pat
 
     monkeypatch.setattr("engine.train.val_eval.score_generations", fake_score)
     out = tmp_path / "out"
-    cfg = _cfg(sample_dir, out, "max_steps=20", "eval_every=2", "save_every=4", "patience=3",
-               "keep_last=1")
+    cfg = _cfg(
+        sample_dir, out, "max_steps=20", "eval_every=2", "save_every=4", "patience=3", "keep_last=1"
+    )
     run_id = run_foreground(cfg, db_path, log=lambda m: None)
     db = runlog.connect(db_path)
     run = runlog.get_run(db, run_id)
@@ -127,7 +144,7 @@ def test_cancel_during_the_evaluation_saves_and_ends_cancelled(
 ):
     import threading
 
-    from engine.decoding import Generator
+    from engine.decode.generate import Generator
 
     stop = threading.Event()
     original = Generator.generate

@@ -16,12 +16,11 @@ pytestmark = pytest.mark.anyio
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed times keep rendered tables stable
 
 
-
 def seed_runs_db(path: Path) -> dict[str, int]:
     """A run log with a validate run (with findings), a completed training run with metrics and
     a training run that is still running (its pid is this test process)."""
     from engine import runlog
-    from engine.validate import record_validation, validate_files
+    from engine.data.validate import record_validation, validate_files
 
     db = runlog.connect(path)
     broken = "datasets/sample/broken.jsonl"

@@ -11,7 +11,6 @@ from tui.widgets import json_lines, normalize_path
 pytestmark = pytest.mark.anyio
 
 
-
 def test_json_lines_maps_every_path_to_its_lines():
     text, spans = json_lines({"a": 1, "items": [{"total": 2.5}, 3], "odd key": None})
     lines = text.split("\n")
@@ -87,8 +86,8 @@ async def test_browse_filter_and_validate_the_sample(db_path, monkeypatch):
 
 
 async def test_stats_view_counts_tokens_against_max_seq_len(db_path, monkeypatch, tiny_model_path):
-    from engine.models import load_tokenizer
-    from engine.validate import token_lengths
+    from engine.data.validate import token_lengths
+    from engine.models.load import load_tokenizer
     from tui.datasets import DatasetsPane
 
     monkeypatch.chdir(REPO)
@@ -129,8 +128,11 @@ async def test_first_open_validates_data_sets_never_validated(db_path, sample_di
                 break
         assert len(runs) == 1, "one run for the sample folder, all its files together"
         paths = runs[0]["config"]["paths"]
-        assert sorted(p.rsplit("/", 1)[-1] for p in paths) == ["broken.jsonl", "test.jsonl",
-                                                               "train.jsonl"]
+        assert sorted(p.rsplit("/", 1)[-1] for p in paths) == [
+            "broken.jsonl",
+            "test.jsonl",
+            "train.jsonl",
+        ]
     # Opened again on the same run log: nothing new to validate.
     app = SchemaLabApp(db_path=str(db_path), dataset_paths=[str(sample_dir)], auto_validate=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -258,11 +260,10 @@ async def test_highlighted_path_survives_no_color():
     segments = list(console.render(text))
     marked = [s for s in segments if s.style and s.style.underline and s.style.bold]
     assert any("total" in s.text for s in marked)
-    assert not any("\"a\"" in s.text for s in marked)
+    assert not any('"a"' in s.text for s in marked)
 
 
-async def test_a_deeply_nested_file_never_hides_the_other_data_sets(db_path, sample_dir,
-                                                                    tmp_path):
+async def test_a_deeply_nested_file_never_hides_the_other_data_sets(db_path, sample_dir, tmp_path):
     """A file nested thousands of levels deep, and one with a 100,000-element value, among the
     data sets: every set is listed, the deep lines are `parse` findings with their line, and the
     huge value is shown cut short (the pane never sticks on "Reading data sets…")."""
@@ -277,9 +278,14 @@ async def test_a_deeply_nested_file_never_hides_the_other_data_sets(db_path, sam
     shutil.copytree(sample_dir / "schemas", tmp_path / "schemas")
     lines = (sample_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()[:3]
     (tmp_path / "a_deep.jsonl").write_text(
-        lines[0] + "\n" + '{"x": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
-    big = {"id": "big", "schema_id": "tags", "prompt": "tags",
-           "expected_output": {"tags": ["t" * 300] * 100_000}}
+        lines[0] + "\n" + '{"x": ' + "[" * 50_000 + "]" * 50_000 + "}\n"
+    )
+    big = {
+        "id": "big",
+        "schema_id": "tags",
+        "prompt": "tags",
+        "expected_output": {"tags": ["t" * 300] * 100_000},
+    }
     (tmp_path / "b_big.jsonl").write_text(json.dumps(big) + "\n")
     (tmp_path / "c_good.jsonl").write_text("\n".join(lines) + "\n")
 
@@ -289,15 +295,25 @@ async def test_a_deeply_nested_file_never_hides_the_other_data_sets(db_path, sam
         sets = pane.query_one("#dataset-table", DataTable)
         await wait_for(pilot, lambda: sets.row_count == 3 and pane.rows)
         counts = {str(sets.get_row_at(i)[0]): str(sets.get_row_at(i)[1]) for i in range(3)}
-        assert counts == {f"{tmp_path.name}/a_deep": "1", f"{tmp_path.name}/b_big": "1",
-                          f"{tmp_path.name}/c_good": "3"}
+        assert counts == {
+            f"{tmp_path.name}/a_deep": "1",
+            f"{tmp_path.name}/b_big": "1",
+            f"{tmp_path.name}/c_good": "3",
+        }
         assert pane.path.endswith("a_deep.jsonl")
         flagged = [f for _, found in pane.rows.values() for f in found if f["kind"] == "parse"]
         assert [f["line"] for f in flagged] == [2] and "nested" in flagged[0]["message"]
 
         sets.move_cursor(row=1)
-        await wait_for(pilot, lambda: pane.path.endswith("b_big.jsonl") and pane.examples
-                       and pane.examples[0].id == "big" and pane.rows)
+        await wait_for(
+            pilot,
+            lambda: (
+                pane.path.endswith("b_big.jsonl")
+                and pane.examples
+                and pane.examples[0].id == "big"
+                and pane.rows
+            ),
+        )
         await pilot.pause(0.2)
         shown = str(pane.query_one("#example-expected").render())
         assert "99950 more items" in shown and "more characters" in shown

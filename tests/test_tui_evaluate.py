@@ -28,50 +28,101 @@ def _wrong(expected: dict, variant: int) -> dict:
     return got
 
 
-def seed_evaluation(db_path, sample_dir, *, model: str = "tiny", shift: int = 0,
-                    limit: int = 24) -> int:
+def seed_evaluation(
+    db_path, sample_dir, *, model: str = "tiny", shift: int = 0, limit: int = 24
+) -> int:
     """An eval run with predictions and its report, written through runlog as a real run would
     be; outputs are fixed near misses of the expected JSON, so every figure is deterministic."""
     from engine import runlog
-    from engine.data import SchemaRegistry, load_examples
-    from engine.evaluate import aggregate
-    from engine.metrics import score
+    from engine.data.load import SchemaRegistry, load_examples
+    from engine.evaluate.metrics import score
+    from engine.evaluate.run import aggregate
 
     registry = SchemaRegistry.from_dir(sample_dir / "schemas")
     examples = load_examples(sample_dir / "test.jsonl", registry).examples[:limit]
     db = runlog.connect(db_path)
     data = str(sample_dir / "test.jsonl")
-    decoding = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
-                "repetition_penalty": 1.0, "max_new_tokens": 1536, "seed": 0}
-    run_id = runlog.create_run(db, "eval", {"model": model, "data": data, "decoding": decoding},
-                               model=model, data_path=data, name="eval test.jsonl")
+    decoding = {
+        "do_sample": False,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "max_new_tokens": 1536,
+        "seed": 0,
+    }
+    run_id = runlog.create_run(
+        db,
+        "eval",
+        {"model": model, "data": data, "decoding": decoding},
+        model=model,
+        data_path=data,
+        name="eval test.jsonl",
+    )
     rows = []
     for i, ex in enumerate(examples):
         exact = (i + shift) % 3 == 0
         text = json.dumps(ex.expected if exact else _wrong(ex.expected, (i + shift) % 3))
         s = score(ex, text, registry.get(ex.schema_id))
-        rows.append({
-            "run_id": run_id, "example_id": ex.id, "schema_id": ex.schema_id,
-            "complexity": ex.complexity, "complexity_inferred": 0, "prompt": ex.prompt,
-            "expected": ex.expected, "output_text": text, "parsed": s["parsed"],
-            "parse_error": None, "json_exact": int(s["json_exact"]),
-            **{k: s[k] for k in ("field_precision", "field_recall", "field_f1",
-                                 "leaf_precision", "leaf_recall", "leaf_f1")},
-            "schema_valid": int(bool(s["schema_valid"])), "compliance": int(s["compliance"]),
-            "n_tokens": len(text) // 3, "latency_s": 0.5, "truncated": 0,
-            "failure": s["failure"], "diff": s["diff"],
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "example_id": ex.id,
+                "schema_id": ex.schema_id,
+                "complexity": ex.complexity,
+                "complexity_inferred": 0,
+                "prompt": ex.prompt,
+                "expected": ex.expected,
+                "output_text": text,
+                "parsed": s["parsed"],
+                "parse_error": None,
+                "json_exact": int(s["json_exact"]),
+                **{
+                    k: s[k]
+                    for k in (
+                        "field_precision",
+                        "field_recall",
+                        "field_f1",
+                        "leaf_precision",
+                        "leaf_recall",
+                        "leaf_f1",
+                    )
+                },
+                "schema_valid": int(bool(s["schema_valid"])),
+                "compliance": int(s["compliance"]),
+                "n_tokens": len(text) // 3,
+                "latency_s": 0.5,
+                "truncated": 0,
+                "failure": s["failure"],
+                "diff": s["diff"],
+            }
+        )
     runlog.insert_rows(db, "predictions", rows)
     # aggregate() reads `parsed` as stored (JSON text or None).
     report = aggregate([{**r, "parsed": json.dumps(r["parsed"])} for r in rows], 10.0)
     o = report["overall"]
-    runlog.insert_rows(db, "evaluations", [{
-        "run_id": run_id, "model": model, "adapter": None, "data_path": data,
-        "decoding": json.dumps(decoding), "constrained": 0, "n_examples": o["n"],
-        "json_exact": o["json_exact"], "field_f1": o["field_f1"], "leaf_f1": o["leaf_f1"],
-        "schema_valid": o["schema_valid"], "parse_rate": o["parse_rate"],
-        "tokens_per_s": o["tokens_per_s"], "report": json.dumps(report),
-    }])
+    runlog.insert_rows(
+        db,
+        "evaluations",
+        [
+            {
+                "run_id": run_id,
+                "model": model,
+                "adapter": None,
+                "data_path": data,
+                "decoding": json.dumps(decoding),
+                "constrained": 0,
+                "n_examples": o["n"],
+                "json_exact": o["json_exact"],
+                "field_f1": o["field_f1"],
+                "leaf_f1": o["leaf_f1"],
+                "schema_valid": o["schema_valid"],
+                "parse_rate": o["parse_rate"],
+                "tokens_per_s": o["tokens_per_s"],
+                "report": json.dumps(report),
+            }
+        ],
+    )
     runlog.finish_run(db, run_id, "completed")
     # Fixed times, so nothing on screen depends on when the test ran.
     runlog.update_run(db, run_id, started=1_700_000_000.0, ended=1_700_000_060.0)
@@ -125,8 +176,20 @@ async def test_run_evaluation_with_tiny_and_drill_down(db_path, sample_dir, tiny
         examples = app.query_one("#ev-example-table", DataTable)
         assert examples.row_count >= 1
         failures = column_values(examples, 4)
-        assert all(f in ("truncated", "unparseable", "schema_violation", "missing_field",
-                         "extra_field", "wrong_type", "wrong_value", "—") for f in failures)
+        assert all(
+            f
+            in (
+                "truncated",
+                "unparseable",
+                "schema_violation",
+                "missing_field",
+                "extra_field",
+                "wrong_type",
+                "wrong_value",
+                "—",
+            )
+            for f in failures
+        )
         detail = text_of(app, "#detail-body")
         assert "Prompt" in detail and "Expected" in detail and "Got" in detail
 
@@ -145,7 +208,7 @@ async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
         await wait_for(pilot, lambda: pane.run_id == first)
         assert "JSONExact" in text_of(app, "#ev-overall")
 
-        from engine.evaluate import load_report
+        from engine.evaluate.run import load_report
 
         report = load_report(str(db_path), first)
         schemas = app.query_one("#ev-schemas", DataTable)
@@ -160,8 +223,14 @@ async def test_open_sort_and_drill_down_to_a_diff(db_path, sample_dir):
         schemas.move_cursor(row=column_values(schemas, 0).index(failing))
         await pilot.press("enter")
         examples = app.query_one("#ev-example-table", DataTable)
-        await wait_for(pilot, lambda: examples.row_count and pane.predictions
-                       and pane.predictions[0]["schema_id"] == failing)
+        await wait_for(
+            pilot,
+            lambda: (
+                examples.row_count
+                and pane.predictions
+                and pane.predictions[0]["schema_id"] == failing
+            ),
+        )
         row = next(i for i, f in enumerate(column_values(examples, 4)) if f != "—")
         examples.move_cursor(row=row)
         await pilot.pause(0.1)
@@ -193,12 +262,13 @@ async def test_show_run_and_compare_two_evaluations(db_path, sample_dir):
         assert pane.marked == [a, b]
         assert column_values(history, 0) == ["B", "A"]
         await pilot.press("x")
-        await wait_for(pilot, lambda: app.query_one("#ev-tabs", TabbedContent).active
-                       == "ev-compare")
+        await wait_for(
+            pilot, lambda: app.query_one("#ev-tabs", TabbedContent).active == "ev-compare"
+        )
         summary = text_of(app, "#ev-compare-summary")
         assert f"A = evaluation {a}" in summary and f"B = evaluation {b}" in summary
 
-        from engine.evaluate import compare
+        from engine.evaluate.run import compare
 
         result = compare(str(db_path), a, b)
         deltas = app.query_one("#ev-compare-schemas", DataTable)
@@ -223,11 +293,13 @@ async def test_engine_errors_become_notifications(db_path, sample_dir):
 
 def write_predictions(path, sample_dir, n: int = 8):
     """Outputs made elsewhere: every other one exact, the rest prose, plus an unknown id."""
-    from engine.data import load_examples
+    from engine.data.load import load_examples
 
     examples = load_examples(sample_dir / "test.jsonl").examples[:n]
-    lines = [{"id": ex.id, "output": json.dumps(ex.expected) if i % 2 == 0 else "no idea"}
-             for i, ex in enumerate(examples)]
+    lines = [
+        {"id": ex.id, "output": json.dumps(ex.expected) if i % 2 == 0 else "no idea"}
+        for i, ex in enumerate(examples)
+    ]
     lines.append({"id": "not-in-the-data", "output": "{}"})
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
@@ -235,7 +307,7 @@ def write_predictions(path, sample_dir, n: int = 8):
 
 async def test_score_a_predictions_file_and_drill_into_it(db_path, sample_dir, tmp_path):
     from engine import runlog
-    from engine.evaluate import load_report
+    from engine.evaluate.run import load_report
     from tui.scoring import ScoreScreen
 
     predictions = write_predictions(tmp_path / "preds.jsonl", sample_dir)
@@ -264,7 +336,8 @@ async def test_score_a_predictions_file_and_drill_into_it(db_path, sample_dir, t
         assert f"Evaluation {pane.run_id}" in overall
         assert f"{100 * report['overall']['json_exact']:.1f}%" in overall
         assert f"scored preds.jsonl as evaluation {pane.run_id}" in str(
-            app.query_one("#ev-running").render())
+            app.query_one("#ev-running").render()
+        )
         assert str(pane.run_id) in column_values(app.query_one("#ev-history-table"), 1)
         # The drilldown works on it as on any evaluation.
         schemas = app.query_one("#ev-schemas", DataTable)
@@ -284,8 +357,7 @@ async def test_scoring_a_missing_file_is_a_notification(db_path, sample_dir, tmp
         await pilot.press("ctrl+f")
         app.screen.query_one("#score-predictions", Input).value = str(tmp_path / "nope.jsonl")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any("Scoring failed" == n.title
-                                          for n in app._notifications))
+        await wait_for(pilot, lambda: any("Scoring failed" == n.title for n in app._notifications))
         assert pane.run_id is None and not pane.has_class("running")
         assert "nope.jsonl" in " ".join(n.message for n in app._notifications)
 
@@ -306,8 +378,13 @@ async def test_adapter_picker_offers_best_final_and_steps(db_path, sample_dir, m
         picker = app.screen
         await wait_for(pilot, lambda: picker.choices)
         specs = [c.spec for c in picker.choices if not isinstance(c, str)]
-        assert specs == [str(run_id), f"{run_id}:final", f"{run_id}:step-20",
-                         f"{run_id}:step-40", f"{run_id}:step-60"]
+        assert specs == [
+            str(run_id),
+            f"{run_id}:final",
+            f"{run_id}:step-20",
+            f"{run_id}:step-40",
+            f"{run_id}:step-60",
+        ]
         labels = {c.spec: c.label for c in picker.choices if not isinstance(c, str)}
         assert "best checkpoint (step 40)" in labels[str(run_id)]
         assert "JSONExact 41.2%" in labels[str(run_id)]
@@ -330,12 +407,12 @@ async def test_adapter_picker_offers_best_final_and_steps(db_path, sample_dir, m
 
 
 async def test_evaluation_passes_template_and_protocol(db_path, sample_dir, monkeypatch):
-    """The form's template and protocol reach engine.evaluate.run_evaluation; the default
+    """The form's template and protocol reach engine.evaluate.run.run_evaluation; the default
     template is the adapter's training template; an engine that does not take the keyword
     yet gives a clear message."""
     from test_tui_train import seed_val_run
 
-    from engine import evaluate
+    from engine.evaluate import run as evaluate
 
     monkeypatch.chdir(sample_dir.parent.parent)
     run_id = seed_val_run(db_path)  # trained with prompt_template edgejson
@@ -366,8 +443,9 @@ async def test_evaluation_passes_template_and_protocol(db_path, sample_dir, monk
         await wait_for(pilot, lambda: len(calls) == 2, timeout=20)
         await wait_for(pilot, lambda: not pane.has_class("running"))
         assert calls[-1]["prompt_template"] == "chat" and built[-1] == "chat"
-        assert any("trained with prompt template 'edgejson'" in n.message
-                   for n in app._notifications)
+        assert any(
+            "trained with prompt template 'edgejson'" in n.message for n in app._notifications
+        )
 
         app.query_one("#ev-template", Select).value = "auto"
         app.query_one("#ev-protocol", Select).value = "edgejson"
@@ -428,7 +506,7 @@ async def test_results_at_80x24_say_how_it_decoded_and_fit(db_path, sample_dir):
 
 
 async def test_prefill_fills_the_adapter_and_the_data_set(db_path, sample_dir, tmp_path):
-    """"Evaluate this run" fills the form: the adapter, and the data set even when it is not
+    """ "Evaluate this run" fills the form: the adapter, and the data set even when it is not
     among the folders the workbench scans (it joins the choice)."""
     elsewhere = tmp_path / "held_out.jsonl"
     elsewhere.write_text((sample_dir / "test.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
@@ -444,6 +522,8 @@ async def test_prefill_fills_the_adapter_and_the_data_set(db_path, sample_dir, t
         pane.prefill("4", str(sample_dir / "train.jsonl"))
         await pilot.pause()
         assert (app.query_one("#ev-adapter", Input).value, data.value) == (
-            "4", str(sample_dir / "train.jsonl"))
+            "4",
+            str(sample_dir / "train.jsonl"),
+        )
         request = pane.form_request()
         assert request is not None and request.adapter == "4"

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 
 def example_from(sample_dir, schema_id: str | None = None):
-    from engine.data import load_examples
+    from engine.data.load import load_examples
 
     examples = load_examples(sample_dir / "test.jsonl").examples
     return next(e for e in examples if schema_id in (None, e.schema_id))
@@ -87,7 +87,7 @@ def _finished(pane, side: str) -> bool:
 
 
 class SlowGenerator:
-    """Stands in for engine.decoding.Generator: one piece every 20 ms until cancelled."""
+    """Stands in for engine.decode.generate.Generator: one piece every 20 ms until cancelled."""
 
     def __init__(self) -> None:
         self.cancelled = threading.Event()
@@ -125,7 +125,7 @@ async def test_cancel_stops_both_columns(db_path, sample_dir):
 
 
 class QuickGenerator:
-    """Stands in for engine.decoding.Generator: streams a fixed answer at once."""
+    """Stands in for engine.decode.generate.Generator: streams a fixed answer at once."""
 
     last = None
 
@@ -133,8 +133,7 @@ class QuickGenerator:
         yield '{"name": "Ada"}'
 
 
-async def test_adapter_picker_and_template_reach_the_generator(db_path, sample_dir,
-                                                              monkeypatch):
+async def test_adapter_picker_and_template_reach_the_generator(db_path, sample_dir, monkeypatch):
     """ctrl+r fills the focused column's adapter from the run log; the column decodes with the
     adapter's training template by default, or the one chosen (with a warning)."""
     from test_tui_train import seed_val_run
@@ -174,8 +173,12 @@ async def test_adapter_picker_and_template_reach_the_generator(db_path, sample_d
         app.query_one("#template-b", Select).value = "schemalab"
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: len(requests) == 4, timeout=20)
-        await wait_for(pilot, lambda: any("trained with prompt template 'edgejson'" in n.message
-                                          for n in app._notifications))
+        await wait_for(
+            pilot,
+            lambda: any(
+                "trained with prompt template 'edgejson'" in n.message for n in app._notifications
+            ),
+        )
 
 
 async def test_streaming_shows_a_live_token_count_and_rate(db_path, sample_dir):
@@ -201,8 +204,8 @@ class ByteSplitGenerator:
     last = None
 
     def stream(self, prompt, schema_id, schema, cfg, constrained=False, cancel=None):
-        from engine.decoding import _Detokenizer
-        from engine.models import load_tokenizer
+        from engine.decode.generate import _Detokenizer
+        from engine.models.load import load_tokenizer
 
         tok = load_tokenizer("tiny")
         detok = _Detokenizer(tok)
@@ -266,8 +269,9 @@ async def test_picker_filters_as_you_type(db_path, sample_dir):
         await pilot.press(*suffix)  # typed on the list: goes to the filter
         await pilot.pause(0.1)
         assert picker.query_one("#picker-filter", Input).value == suffix
-        first = picker.examples[int(picker.query_one("#picker-examples", OptionList)
-                                    .get_option_at_index(0).id)]
+        first = picker.examples[
+            int(picker.query_one("#picker-examples", OptionList).get_option_at_index(0).id)
+        ]
         await pilot.press("enter")  # the first example shown
         await wait_for(pilot, lambda: not isinstance(app.screen, ExamplePicker))
         assert pane.example is first and suffix in first.id + first.prompt
@@ -288,8 +292,9 @@ async def test_top_bar_is_whole_at_80x24(db_path, sample_dir):
         for widget in top:
             assert screen.contains_region(widget.region), widget
             if isinstance(widget, (Button, Label)):
-                assert widget.region.width >= len(str(widget.label if isinstance(widget, Button)
-                                                      else widget.render()).strip()), widget
+                assert widget.region.width >= len(
+                    str(widget.label if isinstance(widget, Button) else widget.render()).strip()
+                ), widget
         assert pane.query_one("#pg-max-tokens").region.width >= len("preset") + 1
         hint = pane.query_one("#pg-example")
         assert screen.contains_region(hint.region)

@@ -9,7 +9,6 @@ from test_tui_app import make_app, seeded_db, settle  # noqa: F401 - fixtures
 pytestmark = pytest.mark.anyio
 
 
-
 async def test_lists_runs_and_opens_each_in_its_pane(seeded_db):  # noqa: F811
     from textual.widgets import DataTable
 
@@ -82,6 +81,7 @@ async def test_delete_asks_first_and_spares_running_runs(seeded_db):  # noqa: F8
 async def test_an_eval_run_opens_in_the_evaluate_pane(seeded_db, monkeypatch):  # noqa: F811
     from engine import runlog
     from tui import evaluate
+
     shown = []
     monkeypatch.setattr(
         evaluate.EvaluatePane, "show_run", lambda self, run_id: shown.append(run_id)
@@ -113,8 +113,9 @@ async def test_a_training_runs_key_figure_is_its_best_checkpoint(seeded_db):  # 
         await pilot.press("5")
         await settle(pilot)
         table = app.query_one(RunsPane).query_one("#runs-table", DataTable)
-        figures = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[5])
-                   for i in range(table.row_count)}
+        figures = {
+            str(table.get_row_at(i)[0]): str(table.get_row_at(i)[5]) for i in range(table.row_count)
+        }
         assert figures[str(best)] == "best JSONExact 41.2% @ step 40"
         assert figures["2"].startswith("val 0.920")  # no best in its summary: the losses
 
@@ -183,8 +184,10 @@ async def test_runs_and_key_figures_take_one_query_however_many_runs(seeded_db, 
     def counting_open(path):
         opened = real_open(path)
         opened.conn.set_trace_callback(
-            lambda sql: statements.append(sql) if sql.lstrip().upper().startswith("SELECT")
-            else None)
+            lambda sql: (
+                statements.append(sql) if sql.lstrip().upper().startswith("SELECT") else None
+            )
+        )
         return opened
 
     monkeypatch.setattr(runs_module, "open_db", counting_open)

@@ -55,7 +55,7 @@ def test_train_live_view_of_a_running_run(snap_compare, seeded_db):  # noqa: F81
 
 def test_train_form(snap_compare, seeded_db, tiny_model_path, monkeypatch):  # noqa: F811
     # The memory line checks against this machine's free memory: fix it for a stable picture.
-    monkeypatch.setattr("engine.memory.host_memory", lambda: (24.0, 16.0))
+    monkeypatch.setattr("engine.models.memory.host_memory", lambda: (24.0, 16.0))
 
     def form(app):
         pane = app.query_one("TrainPane")

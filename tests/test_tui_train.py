@@ -23,37 +23,75 @@ def seed_val_run(db_path, *, finish: bool = True) -> int:
     from engine import runlog
 
     db = runlog.connect(db_path)
-    config = {"model": "tiny", "train_data": "datasets/sample/train.jsonl", "lora_r": 8,
-              "lora_alpha": 16, "lr": 0.001, "batch_size": 4, "grad_accum": 2,
-              "select_by": "json_exact", "prompt_template": "edgejson"}
-    run_id = runlog.create_run(db, "train", config, model="tiny", name="val metrics",
-                               data_path=config["train_data"], started=T0,
-                               pid=None if finish else os.getpid())
+    config = {
+        "model": "tiny",
+        "train_data": "datasets/sample/train.jsonl",
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lr": 0.001,
+        "batch_size": 4,
+        "grad_accum": 2,
+        "select_by": "json_exact",
+        "prompt_template": "edgejson",
+    }
+    run_id = runlog.create_run(
+        db,
+        "train",
+        config,
+        model="tiny",
+        name="val metrics",
+        data_path=config["train_data"],
+        started=T0,
+        pid=None if finish else os.getpid(),
+    )
     runlog.log_metrics(db, run_id, 0, {"total_steps": 60})
     for step in range(1, 61):
-        values = {"train_loss": 2.0 * 0.96**step + 0.3, "epoch": step / 30, "lr": 0.001,
-                  "tokens_per_s": 1200.0}
+        values = {
+            "train_loss": 2.0 * 0.96**step + 0.3,
+            "epoch": step / 30,
+            "lr": 0.001,
+            "tokens_per_s": 1200.0,
+        }
         if step in VAL_EXACT:
             exact = VAL_EXACT[step]
-            values.update(val_loss=0.97**step + 0.3, val_json_exact=exact,
-                          val_field_f1=exact + 0.3, val_leaf_f1=exact + 0.35,
-                          val_schema_valid=0.9, val_parse_rate=1.0, val_truncated=0.05,
-                          val_eval_s=12.4)
+            values.update(
+                val_loss=0.97**step + 0.3,
+                val_json_exact=exact,
+                val_field_f1=exact + 0.3,
+                val_leaf_f1=exact + 0.35,
+                val_schema_valid=0.9,
+                val_parse_rate=1.0,
+                val_truncated=0.05,
+                val_eval_s=12.4,
+            )
         runlog.log_metrics(db, run_id, step, values)
     for step, exact in VAL_EXACT.items():
-        runlog.add_checkpoint(db, run_id, step, f"/nowhere/run/checkpoint-{step}",
-                              metrics={"val_json_exact": exact, "val_field_f1": exact + 0.3})
+        runlog.add_checkpoint(
+            db,
+            run_id,
+            step,
+            f"/nowhere/run/checkpoint-{step}",
+            metrics={"val_json_exact": exact, "val_field_f1": exact + 0.3},
+        )
     runlog.set_best_checkpoint(db, run_id, 40)
     if finish:
-        runlog.finish_run(db, run_id, "completed", summary={
-            "final_train_loss": 0.47, "best_step": 40, "best_metric": 0.4125,
-            "stopped_early": True, "val_eval_share": 0.08})
+        runlog.finish_run(
+            db,
+            run_id,
+            "completed",
+            summary={
+                "final_train_loss": 0.47,
+                "best_step": 40,
+                "best_metric": 0.4125,
+                "stopped_early": True,
+                "val_eval_share": 0.08,
+            },
+        )
         runlog.update_run(db, run_id, ended=T0 + 300, heartbeat=T0 + 300)
     else:
         runlog.update_run(db, run_id, heartbeat=T0 + 200)
     db.conn.close()
     return run_id
-
 
 
 TINY_FORM = {
@@ -141,8 +179,15 @@ async def test_launch_and_follow_a_tiny_run_to_the_end(db_path, monkeypatch, tin
         await pilot.press("2")
         pane = app.query_one(TrainPane)
         live = app.query_one(LiveView)
-        pane.fill_form({**TINY_FORM, "max_steps": 8, "eval_every": 4, "val_eval_limit": 4,
-                        "val_max_new_tokens": 24})
+        pane.fill_form(
+            {
+                **TINY_FORM,
+                "max_steps": 8,
+                "eval_every": 4,
+                "val_eval_limit": 4,
+                "val_max_new_tokens": 24,
+            }
+        )
         await settle(pilot)
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: live.run_id is not None)
@@ -230,7 +275,7 @@ async def test_reattaches_to_a_running_run_after_a_restart(seeded_db):  # noqa: 
 async def test_form_offers_the_in_training_evaluation_keys(db_path, tmp_path, monkeypatch):
     from textual.widgets import Select
 
-    from engine.prompt import TEMPLATES
+    from engine.decode.prompt import TEMPLATES
     from engine.train.config import SELECT_BY, load_config
     from tui.train import TrainPane
 
@@ -245,18 +290,36 @@ async def test_form_offers_the_in_training_evaluation_keys(db_path, tmp_path, mo
         assert template.value == "schemalab"
         select_by = pane.query_one("#f-select_by", Select)
         assert [v for _, v in select_by._options if v != Select.NULL] == list(SELECT_BY)
-        for key in ("val_eval_limit", "val_max_new_tokens", "val_eval_batch", "patience",
-                    "keep_last", "eval_every", "val_constrained"):
+        for key in (
+            "val_eval_limit",
+            "val_max_new_tokens",
+            "val_eval_batch",
+            "patience",
+            "keep_last",
+            "eval_every",
+            "val_constrained",
+        ):
             assert pane.query(f"#f-{key}"), key
 
-        pane.fill_form({**TINY_FORM, "prompt_template": "chat", "select_by": "field_f1",
-                        "val_eval_limit": 16, "val_constrained": False, "patience": 3,
-                        "keep_last": 2})
+        pane.fill_form(
+            {
+                **TINY_FORM,
+                "prompt_template": "chat",
+                "select_by": "field_f1",
+                "val_eval_limit": 16,
+                "val_constrained": False,
+                "patience": 3,
+                "keep_last": 2,
+            }
+        )
         await settle(pilot)
         assert pane.problems == []
         data = pane.form_data()
         assert (data["prompt_template"], data["select_by"], data["val_constrained"]) == (
-            "chat", "field_f1", False)
+            "chat",
+            "field_f1",
+            False,
+        )
         assert (data["val_eval_limit"], data["patience"], data["keep_last"]) == (16, 3, 2)
         pane.query_one("#f-patience").value = ""  # empty means null: no early stopping
         await pilot.pause()
@@ -273,7 +336,11 @@ async def test_form_offers_the_in_training_evaluation_keys(db_path, tmp_path, mo
         await pilot.pause()
         cfg = load_config(saved)
         assert (cfg.prompt_template, cfg.select_by, cfg.keep_last, cfg.patience) == (
-            "chat", "field_f1", 2, None)
+            "chat",
+            "field_f1",
+            2,
+            None,
+        )
         pane.fill_form({"prompt_template": "bogus"})
         await settle(pilot)
         assert any("prompt_template" in p for p in pane.problems)

@@ -40,12 +40,16 @@ class UiThreadSql:
         if threading.current_thread() is not threading.main_thread():
             return
         # Named by the innermost tui/ function on the stack, else the innermost test function.
-        frames = [f for f in traceback.extract_stack()[:-1]
-                  if TUI in Path(f.filename).parents or TESTS in Path(f.filename).parents]
-        frame = next((f for f in reversed(frames) if TUI in Path(f.filename).parents),
-                     frames[-1] if frames else None)
-        where = "?" if frame is None else \
-            f"{Path(frame.filename).relative_to(REPO)}:{frame.name}"
+        frames = [
+            f
+            for f in traceback.extract_stack()[:-1]
+            if TUI in Path(f.filename).parents or TESTS in Path(f.filename).parents
+        ]
+        frame = next(
+            (f for f in reversed(frames) if TUI in Path(f.filename).parents),
+            frames[-1] if frames else None,
+        )
+        where = "?" if frame is None else f"{Path(frame.filename).relative_to(REPO)}:{frame.name}"
         self.offenders.setdefault(where, statement.strip().splitlines()[0][:80])
 
 
@@ -72,7 +76,6 @@ def check(tracer: UiThreadSql) -> None:
 def test_the_tracer_sees_ui_thread_sql(db_path, ui_thread_sql):
     """The check can fail: a statement run on this (the main) thread is an offender."""
     from engine import runlog
-
     from tui.adapters import adapter_choices
 
     ui_thread_sql.watching = True
@@ -143,8 +146,11 @@ async def test_a_busy_run_log_says_busy_instead_of_freezing(db_path, sample_dir)
         try:
             started = time.monotonic()
             pane.show_run(run_id)
-            await wait_for(pilot, lambda: any(n.title == "Run log busy"
-                                              for n in app._notifications), timeout=20)
+            await wait_for(
+                pilot,
+                lambda: any(n.title == "Run log busy" for n in app._notifications),
+                timeout=20,
+            )
             assert time.monotonic() - started < 10
             assert pane.run_id is None
         finally:
@@ -195,7 +201,9 @@ async def test_no_pane_touches_the_run_log_on_the_ui_thread(db_path, ui_thread_s
         await pilot.press("f3", "ctrl+t")
         await settle(pilot)
         ui_thread_sql.watching = False
-        assert all(app.pane_widget(p) is not None
-                   for p in ("datasets", "train", "playground", "evaluate", "runs"))
+        assert all(
+            app.pane_widget(p) is not None
+            for p in ("datasets", "train", "playground", "evaluate", "runs")
+        )
         assert app.pane_widget("evaluate").run_id is not None
     check(ui_thread_sql)

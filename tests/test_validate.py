@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from engine import runlog
-from engine.data import SchemaRegistry, other_versions, version_from_name
-from engine.grounding import prompt_numbers
-from engine.types import Example
-from engine.validate import (
+from engine.data.grounding import prompt_numbers
+from engine.data.load import SchemaRegistry, other_versions, version_from_name
+from engine.data.types import Example
+from engine.data.validate import (
     duplicate_findings,
     format_checker,
     length_findings,
@@ -207,8 +207,11 @@ def test_versions_of_one_data_set_are_not_compared(data):
     v3 = data("train_v3.jsonl", [rec(1), rec(2, prompt=other), rec(3, prompt=other)])
     test3 = data("test_v3.jsonl", [rec(9)])
     report = validate_files([v2, v3, test3])
-    found = sorted((f.kind, Path(f.file).name, f.example_id) for f in report.findings
-                   if f.kind in ("duplicate", "leak"))
+    found = sorted(
+        (f.kind, Path(f.file).name, f.example_id)
+        for f in report.findings
+        if f.kind in ("duplicate", "leak")
+    )
     assert found == [("duplicate", "train_v3.jsonl", "e3"), ("leak", "test_v3.jsonl", "e9")]
     leak = next(f for f in report.findings if f.kind == "leak")
     assert "train_v3.jsonl:1" in leak.message
@@ -241,7 +244,7 @@ def test_duplicate_with_different_output_is_called_out():
 
 
 def test_length_check_with_a_tokenizer(tiny_model_path):
-    from engine.models import load_tokenizer
+    from engine.models.load import load_tokenizer
 
     tok = load_tokenizer("tiny")
     short = Example("short", "s", "hi", {"a": 1})

@@ -27,22 +27,24 @@ DEFAULT_TEMPLATE = "schemalab"
 
 def template_options() -> list[tuple[str, str]]:
     """(label, value) for a template Select: the adapter's own first, then the engine's list."""
-    from engine.prompt import TEMPLATES
+    from engine.decode.prompt import TEMPLATES
 
     return [("adapter's template", AUTO), *((t, t) for t in TEMPLATES)]
 
 
-def resolve_template(db_path: str, template: str, adapter: str | None,
-                     protocol: str = "schemalab") -> tuple[str, str | None]:
-    """(the template to decode with, a warning or None), by engine.evaluate.choose_template: the
+def resolve_template(
+    db_path: str, template: str, adapter: str | None, protocol: str = "schemalab"
+) -> tuple[str, str | None]:
+    """(the template to decode with, a warning or None), by engine.evaluate.run.choose_template: the
     choice, or for AUTO the adapter's training template (else schemalab); a template other than
     the adapter's training template gets the warning. Reads the run log: call it from a worker."""
-    from engine.evaluate import choose_template
+    from engine.evaluate.run import choose_template
 
     db = open_db(db_path)
     try:
-        return choose_template(db, adapter or None, None if template == AUTO else template,
-                               protocol)
+        return choose_template(
+            db, adapter or None, None if template == AUTO else template, protocol
+        )
     finally:
         db.conn.close()
 
@@ -98,14 +100,20 @@ def adapter_choices(db_path: str) -> list[AdapterChoice | str]:
             default = "final adapter" if run["status"] == "completed" else "latest checkpoint"
         out.append(AdapterChoice(str(rid), f"  {rid}  {default}", template))
         if run["status"] == "completed":
-            out.append(AdapterChoice(f"{rid}:final", f"  {rid}:final  the adapter at the end",
-                                     template))
+            out.append(
+                AdapterChoice(f"{rid}:final", f"  {rid}:final  the adapter at the end", template)
+            )
         for ckpt in ckpts:
             star = "★ best" if ckpt.get("is_best") else ""
             metrics = _metrics_label(ckpt.get("metrics"))
             label = " · ".join(p for p in (star, metrics) if p)
-            out.append(AdapterChoice(f"{rid}:step-{ckpt['step']}",
-                                     f"  {rid}:step-{ckpt['step']}  {label}".rstrip(), template))
+            out.append(
+                AdapterChoice(
+                    f"{rid}:step-{ckpt['step']}",
+                    f"  {rid}:step-{ckpt['step']}  {label}".rstrip(),
+                    template,
+                )
+            )
     return out
 
 
@@ -136,8 +144,10 @@ class AdapterPicker(ModalScreen["AdapterChoice | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"{self.title_text}: enter picks, escape closes. RUN_ID alone means its "
-                        "best checkpoint.")
+            yield Label(
+                f"{self.title_text}: enter picks, escape closes. RUN_ID alone means its "
+                "best checkpoint."
+            )
             yield OptionList(id="adapter-options")
 
     def on_mount(self) -> None:

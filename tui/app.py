@@ -139,11 +139,22 @@ class SchemaLabApp(App):
         # One footer entry for the pane keys (help and the palette list them one by one). F2..F6
         # reach the app through tmux and most terminals; alt+N only where the terminal sends
         # alt as an escape prefix (tmux's default sends a different character).
-        Binding("f2", "show_pane('datasets')", "Panes", key_display="F2…6",
-                priority=True, id=FOOTER_ONLY),
+        Binding(
+            "f2",
+            "show_pane('datasets')",
+            "Panes",
+            key_display="F2…6",
+            priority=True,
+            id=FOOTER_ONLY,
+        ),
         *[
-            Binding(f"f{int(num) + 1},alt+{num}", f"show_pane('{pane_id}')", title, show=False,
-                    priority=True)
+            Binding(
+                f"f{int(num) + 1},alt+{num}",
+                f"show_pane('{pane_id}')",
+                title,
+                show=False,
+                priority=True,
+            )
             for pane_id, title, num, _ in PANES
         ],
         Binding("f1", "help", "Help", key_display="F1", priority=True),
@@ -224,8 +235,12 @@ class SchemaLabApp(App):
         if pane_id == "runs":
             return cls(self.db_path, id="runs-pane")
         if pane_id == "datasets":
-            pane = cls(self.db_path, self.dataset_paths, id="datasets-pane",
-                       auto_validate=self.auto_validate)
+            pane = cls(
+                self.db_path,
+                self.dataset_paths,
+                id="datasets-pane",
+                auto_validate=self.auto_validate,
+            )
             pane.train_settings = self.train_settings
             return pane
         return cls(self.db_path, self.dataset_paths, id=f"{pane_id}-pane")
@@ -335,8 +350,10 @@ class SchemaLabApp(App):
             for field in pane.query("#ev-model"):
                 field.value = message.model
         where = Path(message.data).name if message.data else "the data set chosen in the form"
-        self.notify(f"Evaluate run #{message.run_id}'s best checkpoint on {where}: ctrl+g runs it."
-                    + ("" if message.data else " (no test file found beside its training data)"))
+        self.notify(
+            f"Evaluate run #{message.run_id}'s best checkpoint on {where}: ctrl+g runs it."
+            + ("" if message.data else " (no test file found beside its training data)")
+        )
 
     def train_settings(self) -> tuple[str, int | None] | None:
         """The Train form's model and max_seq_len, once the Train pane exists (for Stats)."""
@@ -345,7 +362,9 @@ class SchemaLabApp(App):
             return None
         data = pane.form_data()
         max_seq_len = data.get("max_seq_len")
-        return str(data.get("model") or "tiny"), max_seq_len if isinstance(max_seq_len, int) else None
+        return str(data.get("model") or "tiny"), max_seq_len if isinstance(
+            max_seq_len, int
+        ) else None
 
     def on_train_pane_model_changed(self, message: TrainPane.ModelChanged) -> None:
         # Panes mount lazily: before Datasets exists it reads the form when it opens its stats.

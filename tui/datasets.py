@@ -201,13 +201,14 @@ class DatasetsPane(Vertical):
     @work(thread=True, exclusive=True, group="datasets-discover", exit_on_error=False)
     def _discover(self) -> None:
         try:
-            from engine.data import discover_datasets
+            from engine.data.load import discover_datasets
 
             infos = discover_datasets(self.dataset_paths)
             db = open_db(self.db_path)
             try:
                 statuses = {
-                    str(i.path): "[red]unreadable[/red]" if getattr(i, "error", None)
+                    str(i.path): "[red]unreadable[/red]"
+                    if getattr(i, "error", None)
                     else validation_status(db, i.path)
                     for i in infos
                 }
@@ -254,7 +255,8 @@ class DatasetsPane(Vertical):
         for info in message.infos:
             folders.setdefault(Path(info.path).parent, []).append(str(info.path))
         fresh = [
-            paths for paths in folders.values()
+            paths
+            for paths in folders.values()
             if all("not validated" in message.statuses.get(p, "") for p in paths)
         ]
         if fresh:
@@ -279,7 +281,7 @@ class DatasetsPane(Vertical):
     @work(thread=True, exclusive=True, group="datasets-load", exit_on_error=False)
     def _load(self, path: str, run_id: int | None) -> None:
         try:
-            from engine.data import SchemaRegistry, find_schemas_dir, load_examples
+            from engine.data.load import SchemaRegistry, find_schemas_dir, load_examples
 
             registry = SchemaRegistry.from_dir(find_schemas_dir(path))
             loaded = load_examples(path, registry)
@@ -383,8 +385,9 @@ class DatasetsPane(Vertical):
             if text:
                 self.find_example(text)
 
-        self.app.push_screen(PathScreen("Jump to example id (exact, else first containing)"),
-                             chosen)
+        self.app.push_screen(
+            PathScreen("Jump to example id (exact, else first containing)"), chosen
+        )
 
     def find_example(self, text: str) -> bool:
         """Jump to the row of example id `text` (else the first id containing it); clears the
@@ -393,8 +396,11 @@ class DatasetsPane(Vertical):
         for attempt in range(2):
             keys = list(self.rows)
             ids = [str(ex.id).lower() if ex is not None else "" for ex, _ in self.rows.values()]
-            index = ids.index(needle) if needle in ids else next(
-                (i for i, ex_id in enumerate(ids) if needle in ex_id), None)
+            index = (
+                ids.index(needle)
+                if needle in ids
+                else next((i for i, ex_id in enumerate(ids) if needle in ex_id), None)
+            )
             if index is not None:
                 self._jump_to_row(index)
                 self._show_example(keys[index])
@@ -413,8 +419,11 @@ class DatasetsPane(Vertical):
             return
         here = table.cursor_row if table.row_count else -1
         later = [i for i in flagged if (i - here) * step > 0]
-        target = (min(later) if step > 0 else max(later)) if later else (
-            flagged[0] if step > 0 else flagged[-1])
+        target = (
+            (min(later) if step > 0 else max(later))
+            if later
+            else (flagged[0] if step > 0 else flagged[-1])
+        )
         self._jump_to_row(target)
 
     def action_only_findings(self) -> None:
@@ -467,12 +476,16 @@ class DatasetsPane(Vertical):
             return
         if ex is not None:
             where = f"{Path(ex.file or self.path or '').name}:{ex.line}" if ex.line else ""
-            text = ex.prompt if len(ex.prompt) <= PREVIEW_PROMPT else (
-                ex.prompt[:PREVIEW_PROMPT] + f"… ({len(ex.prompt) - PREVIEW_PROMPT} more "
-                "characters)")
+            text = (
+                ex.prompt
+                if len(ex.prompt) <= PREVIEW_PROMPT
+                else (
+                    ex.prompt[:PREVIEW_PROMPT] + f"… ({len(ex.prompt) - PREVIEW_PROMPT} more "
+                    "characters)"
+                )
+            )
             prompt.update(f"[b]{escape(ex.id)}[/b] [dim]{where}[/dim]\n{escape(text)}")
-            first = expected.show(preview(ex.expected),
-                                  [f["path"] for f in found if f.get("path")])
+            first = expected.show(preview(ex.expected), [f["path"] for f in found if f.get("path")])
             # Bring the offending lines into view, with two lines of context above them.
             box = self.query_one("#json-box", VerticalScroll)
             self.call_after_refresh(box.scroll_to, y=max(0, (first or 0) - 2), animate=False)
@@ -556,8 +569,8 @@ class DatasetsPane(Vertical):
             self.post_message(self.ValidateProgress(done, total))
 
         try:
-            from engine.data import find_schemas_dir
-            from engine.validate import record_validation, validate_files
+            from engine.data.load import find_schemas_dir
+            from engine.data.validate import record_validation, validate_files
 
             schemas_dir = find_schemas_dir(paths[0])
             report = validate_files(paths, schemas_dir=schemas_dir, progress=progress)
@@ -670,8 +683,8 @@ class DatasetsPane(Vertical):
     @work(thread=True, exclusive=True, group="datasets-tokens", exit_on_error=False)
     def _count_tokens(self, key: tuple, examples: list, model: str) -> None:
         try:
-            from engine.models import load_tokenizer
-            from engine.validate import token_lengths
+            from engine.data.validate import token_lengths
+            from engine.models.load import load_tokenizer
 
             lengths = token_lengths(examples, load_tokenizer(model))
         except Exception as exc:  # noqa: BLE001

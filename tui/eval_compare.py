@@ -31,20 +31,25 @@ class HistoryAndCompare:
     def _fill_history(self, runs: list[tuple[dict, dict]]) -> None:
         table = self.query_one("#ev-history-table", DataTable)
         table.clear(columns=True)
-        table.add_columns("", "id", "status", "model", "adapter", "data", "decoding", "n",
-                          "JSONExact", "field F1")
+        table.add_columns(
+            "", "id", "status", "model", "adapter", "data", "decoding", "n", "JSONExact", "field F1"
+        )
         for run, ev in runs:
             config = as_dict(run.get("config"))
             decoding = preset_label(as_dict(ev.get("decoding")) or config.get("decoding") or {})
             constrained = ev.get("constrained") or config.get("constrained")
             decoding = f"{decoding}, {'constr.' if constrained else 'unconstr.'}"
             table.add_row(
-                self._mark_label(run["id"]), str(run["id"]), str(run.get("status")),
+                self._mark_label(run["id"]),
+                str(run["id"]),
+                str(run.get("status")),
                 short(str(run.get("model") or ev.get("model") or ""), 20),
                 short(Path(str(run.get("adapter") or "")).name or "-", 16),
                 Path(str(run.get("data_path") or ev.get("data_path") or "")).name,
-                decoding, str(ev.get("n_examples") or "-"),
-                fmt_ratio(ev.get("json_exact")), fmt_ratio(ev.get("field_f1")),
+                decoding,
+                str(ev.get("n_examples") or "-"),
+                fmt_ratio(ev.get("json_exact")),
+                fmt_ratio(ev.get("field_f1")),
                 key=str(run["id"]),
             )
 
@@ -85,16 +90,17 @@ class HistoryAndCompare:
         """Compare the two marked evaluations (A, then B) side by side."""
         if a is None or b is None:
             if len(self.marked) != 2:
-                self.notify("Mark two evaluations with m in Past evaluations first.",
-                            severity="warning")
+                self.notify(
+                    "Mark two evaluations with m in Past evaluations first.", severity="warning"
+                )
                 self.action_history()
                 return
             a, b = self.marked
         self.compare(a, b)
 
     def compare(self, a: int, b: int) -> None:
-        """B minus A by engine.evaluate.compare (read in a worker), in the Compare tab."""
-        from engine.evaluate import compare
+        """B minus A by engine.evaluate.run.compare (read in a worker), in the Compare tab."""
+        from engine.evaluate.run import compare
 
         a, b = int(a), int(b)
 
@@ -109,11 +115,18 @@ class HistoryAndCompare:
 
 
 def fill_compare(pane, result: dict) -> None:
-    """Lay out engine.evaluate.compare(db, a, b) (B minus A) in the Evaluate pane's Compare tab."""
-    keys = (("json_exact", "JSONExact"), ("field_f1", "field F1"), ("leaf_f1", "leaf F1"),
-            ("schema_valid", "valid"))
-    summary = Text(f"A = evaluation {result.get('a')}   B = evaluation {result.get('b')}   "
-                   f"{result.get('n_common', 0)} examples in common\n", style="bold")
+    """Lay out engine.evaluate.run.compare(db, a, b) (B minus A) in the Evaluate pane's Compare tab."""
+    keys = (
+        ("json_exact", "JSONExact"),
+        ("field_f1", "field F1"),
+        ("leaf_f1", "leaf F1"),
+        ("schema_valid", "valid"),
+    )
+    summary = Text(
+        f"A = evaluation {result.get('a')}   B = evaluation {result.get('b')}   "
+        f"{result.get('n_common', 0)} examples in common\n",
+        style="bold",
+    )
     overall = result.get("overall") or {}
     for key, label in keys:
         cell = overall.get(key) or {}
@@ -129,8 +142,10 @@ def fill_compare(pane, result: dict) -> None:
     for name, row in (result.get("by_schema") or {}).items():
         exact = row.get("json_exact") or {}
         schemas.add_row(
-            str(name), f"{row.get('n_a', 0)}/{row.get('n_b', 0)}",
-            fmt_ratio(exact.get("a")), fmt_ratio(exact.get("b")),
+            str(name),
+            f"{row.get('n_a', 0)}/{row.get('n_b', 0)}",
+            fmt_ratio(exact.get("a")),
+            fmt_ratio(exact.get("b")),
             fmt_delta("json_exact", exact.get("delta")),
             fmt_delta("field_f1", (row.get("field_f1") or {}).get("delta")),
             fmt_delta("schema_valid", (row.get("schema_valid") or {}).get("delta")),
@@ -145,5 +160,9 @@ def fill_compare(pane, result: dict) -> None:
         ("pass_to_fail", "broke", "red", "failure_b"),
     ):
         for row in result.get(kind) or []:
-            flips.add_row(str(row.get("example_id")), str(row.get("schema_id", "")),
-                          Text(label, style=style), str(row.get(failure_key) or ""))
+            flips.add_row(
+                str(row.get("example_id")),
+                str(row.get("schema_id", "")),
+                Text(label, style=style),
+                str(row.get(failure_key) or ""),
+            )

@@ -16,13 +16,15 @@ class Drilldown:
     def show_schema(self, schema_id: str) -> None:
         """Drill down to one schema's examples with their failure categories (of the evaluation
         shown, or being opened)."""
-        from engine.evaluate import predictions
+        from engine.evaluate.run import predictions
 
         run_id = self._requested_run
         if run_id is None:
             return
-        self.read(lambda db: predictions(db, run_id, schema=schema_id),
-                  lambda rows: self._apply_schema(schema_id, rows))
+        self.read(
+            lambda db: predictions(db, run_id, schema=schema_id),
+            lambda rows: self._apply_schema(schema_id, rows),
+        )
 
     def _apply_schema(self, schema_id: str, rows: list[dict]) -> None:
         self.predictions = rows
@@ -31,10 +33,14 @@ class Drilldown:
         table.add_columns("example", "exact", "field F1", "valid", "failure")
         for index, pred in enumerate(self.predictions):
             table.add_row(
-                middle_cut(str(pred.get("example_id")), 18), yes_no(pred.get("json_exact")),
-                fmt_ratio(pred.get("field_f1")), yes_no(pred.get("schema_valid")),
-                Text(str(pred.get("failure") or "—"),
-                     style="magenta" if pred.get("failure") else "green"),
+                middle_cut(str(pred.get("example_id")), 18),
+                yes_no(pred.get("json_exact")),
+                fmt_ratio(pred.get("field_f1")),
+                yes_no(pred.get("schema_valid")),
+                Text(
+                    str(pred.get("failure") or "—"),
+                    style="magenta" if pred.get("failure") else "green",
+                ),
                 key=str(index),
             )
         table.border_title = f"{schema_id}: {len(self.predictions)} examples"

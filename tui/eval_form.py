@@ -42,7 +42,7 @@ class EvalForm:
     @work(thread=True, exclusive=True, group="ev-datasets", exit_on_error=False)
     def load_datasets(self) -> None:
         """Fill the data set choice from the data set folders (read in a worker)."""
-        from engine.data import discover_datasets
+        from engine.data.load import discover_datasets
 
         try:
             found = discover_datasets(self.dataset_paths)
@@ -53,8 +53,9 @@ class EvalForm:
             self.app.call_from_thread(self._set_datasets, found)
 
     def _set_datasets(self, found: list) -> None:
-        self._data_options = [(f"{info.name} ({info.n_examples})", str(info.path))
-                              for info in found]
+        self._data_options = [
+            (f"{info.name} ({info.n_examples})", str(info.path)) for info in found
+        ]
         preferred = [info for info in found if info.split == "test"] or found
         self._show_data_options(str(preferred[0].path) if preferred else None)
 
@@ -117,7 +118,7 @@ class EvalForm:
 
     @work(thread=True, exclusive=True, group="ev-run", exit_on_error=False)
     def run_evaluation(self, request: EvalRequest, cancel: threading.Event) -> None:
-        """Worker: run engine.evaluate.run_evaluation, posting progress as it scores."""
+        """Worker: run engine.evaluate.run.run_evaluation, posting progress as it scores."""
         worker = get_current_worker()
 
         def progress(done: int, total: int, running_exact: float | None = None) -> None:
@@ -127,8 +128,8 @@ class EvalForm:
 
         try:
             from engine import runlog
-            from engine.decoding import decoding_from
-            from engine.evaluate import choose_template, run_evaluation
+            from engine.decode.generate import decoding_from
+            from engine.evaluate.run import choose_template, run_evaluation
 
             db = runlog.connect(self.db_path)
             limit = request.max_new_tokens
@@ -140,13 +141,19 @@ class EvalForm:
             if warning:
                 self.post_message(self.Warned(warning))
             run_id = run_evaluation(
-                db, request.model, request.data,
+                db,
+                request.model,
+                request.data,
                 adapter=adapter,
-                decoding=decoding_from(request.preset, overrides), constrained=request.constrained,
-                limit=request.limit, batch_size=request.batch_size,
-                progress=progress, cancel=cancel,
+                decoding=decoding_from(request.preset, overrides),
+                constrained=request.constrained,
+                limit=request.limit,
+                batch_size=request.batch_size,
+                progress=progress,
+                cancel=cancel,
                 generator=self._generator(request, db, template),
-                protocol=request.protocol, prompt_template=chosen,
+                protocol=request.protocol,
+                prompt_template=chosen,
             )
         except TypeError as exc:
             self.post_message(self.Failed(keyword_message(exc, "run_evaluation")))
@@ -209,8 +216,10 @@ class EvalForm:
             self.query_one("#ev-adapter", Input).value = choice.spec
             template = str(self.query_one("#ev-template", Select).value)
             used = choice.template if template == AUTO else template
-            self.notify(f"Adapter {choice.spec}, template {used}"
-                        + (" (its training template)" if template == AUTO else ""))
+            self.notify(
+                f"Adapter {choice.spec}, template {used}"
+                + (" (its training template)" if template == AUTO else "")
+            )
 
         self.app.push_screen(AdapterPicker(self.db_path, "Adapter to evaluate"), picked)
 
@@ -229,24 +238,32 @@ class EvalForm:
 
     @work(thread=True, exclusive=True, group="ev-score", exit_on_error=False)
     def score_predictions(self, request: ScoreRequest) -> None:
-        """Worker: engine.evaluate.run_scoring records the outputs as an evaluation run."""
+        """Worker: engine.evaluate.run.run_scoring records the outputs as an evaluation run."""
 
         def progress(done: int, total: int, running_exact: float | None = None) -> None:
             self.post_message(self.Progress(done, total, running_exact))
 
         try:
             from engine import runlog
-            from engine.evaluate import run_scoring
+            from engine.evaluate.run import run_scoring
 
             db = runlog.connect(self.db_path)
             try:
-                run_id = run_scoring(db, request.data, request.predictions,
-                                     protocol=request.protocol, progress=progress)
+                run_id = run_scoring(
+                    db,
+                    request.data,
+                    request.predictions,
+                    protocol=request.protocol,
+                    progress=progress,
+                )
             finally:
                 db.conn.close()
         except ImportError:
-            self.post_message(self.Failed(
-                "this engine has no engine.evaluate.run_scoring yet", "Scoring failed"))
+            self.post_message(
+                self.Failed(
+                    "this engine has no engine.evaluate.run.run_scoring yet", "Scoring failed"
+                )
+            )
             return
         except TypeError as exc:
             self.post_message(self.Failed(keyword_message(exc, "run_scoring"), "Scoring failed"))
@@ -270,6 +287,8 @@ def keyword_message(exc: TypeError, function: str) -> str:
     """A TypeError from an engine call that does not take a keyword yet, said plainly."""
     text = str(exc)
     if "unexpected keyword" in text:
-        return (f"engine.evaluate.{function} in this install does not accept a setting the "
-                f"workbench sent ({text}); update the engine")
+        return (
+            f"engine.evaluate.run.{function} in this install does not accept a setting the "
+            f"workbench sent ({text}); update the engine"
+        )
     return error_message(exc)

@@ -23,17 +23,28 @@ from tui.results import (
 from tui.widgets import middle_cut
 
 # Per-schema sort orders the `s` key cycles through: (row key, label); all descending.
-SORTS = (("json_exact", "JSONExact"), ("field_f1", "field F1"), ("schema_valid", "validity"),
-         ("n", "count"))
-SCHEMA_COLUMNS = (("schema_id", "schema"), ("n", "n"), ("json_exact", "exact"),
-                  ("field_f1", "field F1"), ("leaf_f1", "leaf F1"), ("schema_valid", "valid"),
-                  ("parse_rate", "parses"), ("top_failure", "failure"))
+SORTS = (
+    ("json_exact", "JSONExact"),
+    ("field_f1", "field F1"),
+    ("schema_valid", "validity"),
+    ("n", "count"),
+)
+SCHEMA_COLUMNS = (
+    ("schema_id", "schema"),
+    ("n", "n"),
+    ("json_exact", "exact"),
+    ("field_f1", "field F1"),
+    ("leaf_f1", "leaf F1"),
+    ("schema_valid", "valid"),
+    ("parse_rate", "parses"),
+    ("top_failure", "failure"),
+)
 
 
 def read_evaluation(db, run_id: int) -> tuple[dict, dict | None, dict]:
     """(report, run row, evaluations row) of one evaluation; runs in a worker."""
     from engine import runlog
-    from engine.evaluate import load_report
+    from engine.evaluate.run import load_report
 
     report = load_report(db, run_id)
     return report, runlog.get_run(db, run_id), runlog.evaluation(db, run_id) or {}
@@ -51,8 +62,11 @@ class ResultsView:
             self._requested_run = self.run_id
             self.notify(f"evaluation {run_id}: {error_message(exc)}", severity="error")
 
-        self.read(lambda db: read_evaluation(db, run_id),
-                  lambda found: self._apply_run(run_id, *found), failed)
+        self.read(
+            lambda db: read_evaluation(db, run_id),
+            lambda found: self._apply_run(run_id, *found),
+            failed,
+        )
 
     def _apply_run(self, run_id: int, report: dict, run: dict | None, ev: dict) -> None:
         self.run_id = run_id
@@ -77,13 +91,20 @@ class ResultsView:
             title.append(f"  on {Path(str(run.get('data_path') or '?')).name}")
             decoding = as_dict(ev.get("decoding")) or config.get("decoding") or {}
             constrained = ev.get("constrained", config.get("constrained"))
-            title.append(f"  {preset_label(decoding)}: {decoding_mode(decoding)}, "
-                         f"{constrained_label(constrained)}")
+            title.append(
+                f"  {preset_label(decoding)}: {decoding_mode(decoding)}, "
+                f"{constrained_label(constrained)}"
+            )
             if config.get("protocol") or config.get("prompt_template"):
-                title.append(f"  {config.get('protocol') or 'schemalab'} protocol, template "
-                             f"{config.get('prompt_template') or 'schemalab'}", style="dim")
-            title.append(f"  {run.get('status')}", style="yellow" if run.get("status")
-                         != "completed" else "green")
+                title.append(
+                    f"  {config.get('protocol') or 'schemalab'} protocol, template "
+                    f"{config.get('prompt_template') or 'schemalab'}",
+                    style="dim",
+                )
+            title.append(
+                f"  {run.get('status')}",
+                style="yellow" if run.get("status") != "completed" else "green",
+            )
         line = Text()
         for key, label in OVERALL_METRICS:
             line.append(f"{label} ", style="dim")
@@ -96,8 +117,11 @@ class ResultsView:
         table.clear(columns=True)
         table.add_columns("complexity", "n", *(label for _, label in OVERALL_METRICS[:5]))
         for row in rows_of(report.get("by_complexity"), "complexity"):
-            table.add_row(str(row["complexity"]), str(count_of(row)),
-                          *(fmt_metric(k, row.get(k)) for k, _ in OVERALL_METRICS[:5]))
+            table.add_row(
+                str(row["complexity"]),
+                str(count_of(row)),
+                *(fmt_metric(k, row.get(k)) for k, _ in OVERALL_METRICS[:5]),
+            )
 
     def _fill_schemas(self) -> None:
         key, label = SORTS[self.sort_index]
@@ -115,7 +139,8 @@ class ResultsView:
         table.border_title = f"sorted by {label}"
         legend = failure_legend(row.get("top_failure") for row in rows)
         self.query_one("#ev-legend", Static).update(
-            Text(f"failure (the most common): {legend}", style="dim") if legend else "")
+            Text(f"failure (the most common): {legend}", style="dim") if legend else ""
+        )
 
     def action_sort(self) -> None:
         """Sort the per-schema table by the next of JSONExact / field F1 / validity / count."""
@@ -137,7 +162,7 @@ class ResultsView:
 def preset_label(decoding: dict) -> str:
     """The preset a stored decoding config matches, else "custom"."""
     try:
-        from engine.decoding import PRESETS
+        from engine.decode.generate import PRESETS
     except ImportError:
         return "?"
     for name, cfg in PRESETS.items():
@@ -150,8 +175,9 @@ def top_failure(failures, schema_id: str) -> str:
     """The most common failure category of one schema, from the report's schema x failure table."""
     counts = failures.get(schema_id) if isinstance(failures, dict) else None
     if not counts and isinstance(failures, list):
-        counts = {r.get("failure"): count_of(r) for r in failures
-                  if r.get("schema_id") == schema_id}
+        counts = {
+            r.get("failure"): count_of(r) for r in failures if r.get("schema_id") == schema_id
+        }
     counts = {k: v for k, v in (counts or {}).items() if k}
     if not counts:
         return ""

@@ -2,7 +2,7 @@
 JSONExact), the results (overall, by complexity, a sortable per-schema table), a drilldown to a
 schema's examples and one example's diff, past evaluations, and a side-by-side comparison.
 
-Every figure comes from engine.evaluate and runs.db; this pane only lays them out. The pane is
+Every figure comes from engine.evaluate.run and runs.db; this pane only lays them out. The pane is
 put together from tui.eval_form (form and launch), tui.eval_results (results tab),
 tui.eval_drilldown (examples tab) and tui.eval_compare (past evaluations and compare); every
 run-log read runs in a worker (tui.runlog_reads).
@@ -150,8 +150,13 @@ class EvaluatePane(EvalForm, ResultsView, Drilldown, HistoryAndCompare, RunLogRe
             yield TextInput(placeholder="run id or path", id="ev-adapter", compact=True)
             yield Select([], id="ev-data", prompt="data set", compact=True)
         with Horizontal(classes="form-row"):
-            yield Select([(p, p) for p in presets], value="greedy" if "greedy" in presets
-                         else presets[0], allow_blank=False, id="ev-preset", compact=True)
+            yield Select(
+                [(p, p) for p in presets],
+                value="greedy" if "greedy" in presets else presets[0],
+                allow_blank=False,
+                id="ev-preset",
+                compact=True,
+            )
             yield StateCheckbox("constrained", id="ev-constrained", compact=True)
             yield Label("limit")
             yield TextInput(placeholder="all", type="integer", id="ev-limit", compact=True)
@@ -162,12 +167,14 @@ class EvaluatePane(EvalForm, ResultsView, Drilldown, HistoryAndCompare, RunLogRe
             yield Button("Run", id="ev-run", variant="primary", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("template")
-            yield Select(template_options(), value=AUTO, allow_blank=False, id="ev-template",
-                         compact=True)
+            yield Select(
+                template_options(), value=AUTO, allow_blank=False, id="ev-template", compact=True
+            )
             yield Label("protocol")
             protocols = protocol_options()
-            yield Select(protocols, value=protocols[0][1], allow_blank=False, id="ev-protocol",
-                         compact=True)
+            yield Select(
+                protocols, value=protocols[0][1], allow_blank=False, id="ev-protocol", compact=True
+            )
         with Horizontal(id="ev-progress-row"):
             yield QuietProgressBar(id="ev-progress")
             yield Label("no evaluation running", id="ev-running")
@@ -183,8 +190,9 @@ class EvaluatePane(EvalForm, ResultsView, Drilldown, HistoryAndCompare, RunLogRe
             with TabPane("Past evaluations", id="ev-history"):
                 yield DataTable(id="ev-history-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Compare", id="ev-compare"):
-                yield Static("Mark two evaluations (m) in Past evaluations, then x.",
-                             id="ev-compare-summary")
+                yield Static(
+                    "Mark two evaluations (m) in Past evaluations, then x.", id="ev-compare-summary"
+                )
                 with Vertical(classes="split"):  # stacked: the deltas table needs the width
                     yield DataTable(id="ev-compare-schemas", cursor_type="row", classes="titled")
                     yield DataTable(id="ev-compare-flips", cursor_type="row", classes="titled")
@@ -221,8 +229,11 @@ class EvaluatePane(EvalForm, ResultsView, Drilldown, HistoryAndCompare, RunLogRe
         """A worker that died outside its own error handling still ends as a notification."""
         if event.state == WorkerState.ERROR and event.worker.node is self:
             self.notify(error_message(event.worker.error), severity="error")
-        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED) and event.worker.node is self \
-                and event.worker.group in ("ev-run", "ev-score"):
+        if (
+            event.state in (WorkerState.ERROR, WorkerState.CANCELLED)
+            and event.worker.node is self
+            and event.worker.group in ("ev-run", "ev-score")
+        ):
             self._stop_running()
 
     # --- events routed to the parts ---------------------------------------------------------

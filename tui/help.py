@@ -39,7 +39,9 @@ def _bindings(node: DOMNode | type) -> list[Binding]:
 
 def _display_keys(binding: Binding, app: App) -> str:
     keys = [app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(",")]
-    return " / ".join(k.upper() if re.fullmatch(r"f\d+", k) else k for k in keys)  # F2, as on keyboards
+    return " / ".join(
+        k.upper() if re.fullmatch(r"f\d+", k) else k for k in keys
+    )  # F2, as on keyboards
 
 
 FOOTER_ONLY = "footer-only"  # binding id of a footer hint that stands for other bindings

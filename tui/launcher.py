@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="schemalab", description="Open the workbench.")
     parser.add_argument("--db", default="runs.db", metavar="PATH", help="run log")
     parser.add_argument(
-        "--datasets", action="append", default=None, metavar="DIR",
+        "--datasets",
+        action="append",
+        default=None,
+        metavar="DIR",
         help="folder or .jsonl file of data sets to show (repeatable; default: ./datasets)",
     )
     args = parser.parse_args(argv)

@@ -112,8 +112,9 @@ class TrainLogScreen(ModalScreen):
                 db.conn.close()
             running = bool(run) and run["status"] == "running"
             if not path.exists():
-                self.post_message(self.Read("", offset or 0, running,
-                                            f"{path} does not exist (yet)."))
+                self.post_message(
+                    self.Read("", offset or 0, running, f"{path} does not exist (yet).")
+                )
                 return
             size = path.stat().st_size
             with open(path, "rb") as f:
@@ -124,7 +125,7 @@ class TrainLogScreen(ModalScreen):
                 data = f.read()
             end = start + len(data)
             if offset is None and start > 0:
-                data = data[data.find(b"\n") + 1:]  # the first line is cut: drop it
+                data = data[data.find(b"\n") + 1 :]  # the first line is cut: drop it
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.post_message(self.Read("", offset or 0, False, short_error(exc)))
             return

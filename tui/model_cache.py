@@ -26,11 +26,17 @@ class ModelCache:
         self._lock = threading.Lock()
         self._bases: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
 
-    def base(self, model: str, adapter: str | None = None, *, db: Any = None,
-             on_load: Callable[[], None] | None = None):
+    def base(
+        self,
+        model: str,
+        adapter: str | None = None,
+        *,
+        db: Any = None,
+        on_load: Callable[[], None] | None = None,
+    ):
         """The cached Generator holding the weights of `model` plus `adapter` (loaded now, with
         `on_load()` called first, when not cached). `db` resolves run-id adapter specs."""
-        from engine.decoding import Generator, resolve_adapter
+        from engine.decode.generate import Generator, resolve_adapter
 
         folder, run_id = resolve_adapter(adapter, db) if adapter else (None, None)
         key = (str(model), None if folder is None else str(folder.resolve()))
@@ -48,15 +54,26 @@ class ModelCache:
                 self._bases.move_to_end(key)
         return base
 
-    def generator(self, model: str, adapter: str | None = None, *, db: Any = None,
-                  template: str | None = None, on_load: Callable[[], None] | None = None):
+    def generator(
+        self,
+        model: str,
+        adapter: str | None = None,
+        *,
+        db: Any = None,
+        template: str | None = None,
+        on_load: Callable[[], None] | None = None,
+    ):
         """A Generator of its own (prompt template, figures) over the cached weights."""
-        from engine.decoding import Generator
-        from engine.prompt import DEFAULT_TEMPLATE
+        from engine.decode.generate import Generator
+        from engine.decode.prompt import DEFAULT_TEMPLATE
 
         base = self.base(model, adapter, db=db, on_load=on_load)
-        gen = Generator(str(model), model=base.model, tokenizer=base.tokenizer,
-                        template=template or DEFAULT_TEMPLATE)
+        gen = Generator(
+            str(model),
+            model=base.model,
+            tokenizer=base.tokenizer,
+            template=template or DEFAULT_TEMPLATE,
+        )
         gen.adapter_path, gen.adapter_run_id = base.adapter_path, base.adapter_run_id
         return gen
 

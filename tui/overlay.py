@@ -96,7 +96,8 @@ class CurvesScreen(ModalScreen):
     def on_curves_screen_read(self, message: Read) -> None:
         if message.error:
             self.query_one("#curves-legend", Static).update(
-                f"[red]Could not read the runs' metrics: {escape(message.error)}[/red]")
+                f"[red]Could not read the runs' metrics: {escape(message.error)}[/red]"
+            )
             return
         self.series = message.series
         self._draw()
@@ -127,8 +128,13 @@ class CurvesScreen(ModalScreen):
                 if values:
                     steps = sorted(values)
                     suffix = "" if name == "train_loss" else " val"
-                    plt.plot(steps, [values[s] for s in steps], label=f"#{run_id}{suffix}",
-                             color=color, marker="braille" if name == "train_loss" else "dot")
+                    plt.plot(
+                        steps,
+                        [values[s] for s in steps],
+                        label=f"#{run_id}{suffix}",
+                        color=color,
+                        marker="braille" if name == "train_loss" else "dot",
+                    )
             train = runs.get("train_loss")
             if train:
                 parts.append(f"loss {train[max(train)]:.4f} @ {max(train)}")
@@ -137,8 +143,13 @@ class CurvesScreen(ModalScreen):
             exact = runs.get("val_json_exact")
             if exact:
                 steps = sorted(exact)
-                ex.plot(steps, [100 * exact[s] for s in steps], label=f"#{run_id}",
-                        color=color, marker="braille")
+                ex.plot(
+                    steps,
+                    [100 * exact[s] for s in steps],
+                    label=f"#{run_id}",
+                    color=color,
+                    marker="braille",
+                )
                 best = max(steps, key=lambda s: exact[s])
                 parts.append(f"best JSONExact {100 * exact[best]:.1f}% @ {best}")
             legend.append(" · ".join(parts))

@@ -45,7 +45,7 @@ TYPED_PROMPT = "typed prompt (ctrl+o picks a data set example)"
 def preset_names() -> list[str]:
     """Decoding presets from the engine (its module level is light); a fallback if absent."""
     try:
-        from engine.decoding import PRESETS
+        from engine.decode.generate import PRESETS
     except ImportError:
         return list(FALLBACK_PRESETS)
     return list(PRESETS)
@@ -63,7 +63,7 @@ class ColumnRequest:
     prompt: str
     schema_id: str
     schema: dict | None
-    example: Any  # engine.types.Example with the expected output, or None
+    example: Any  # engine.data.types.Example with the expected output, or None
     max_new_tokens: int | None = None  # overrides the preset's limit when set
     template: str = AUTO  # a prompt template, or AUTO: the adapter's training template
 
@@ -100,8 +100,11 @@ class PlaygroundColumn(Vertical):
             yield TextInput(placeholder="adapter (ctrl+r)", id=f"adapter-{side}", compact=True)
         with Horizontal(classes="settings"):
             yield Select(
-                [(p, p) for p in self.presets], value=default, allow_blank=False,
-                id=f"preset-{side}", compact=True,
+                [(p, p) for p in self.presets],
+                value=default,
+                allow_blank=False,
+                id=f"preset-{side}",
+                compact=True,
             )
             yield StateCheckbox(
                 "constrained", self.initial_constrained, id=f"constrained-{side}", compact=True
@@ -109,7 +112,10 @@ class PlaygroundColumn(Vertical):
         with Horizontal(classes="settings"):
             yield Label("template ")
             yield Select(
-                template_options(), value=AUTO, allow_blank=False, id=f"template-{side}",
+                template_options(),
+                value=AUTO,
+                allow_blank=False,
+                id=f"template-{side}",
                 compact=True,
             )
         with VerticalScroll(classes="output-scroll"):
@@ -166,8 +172,10 @@ class PlaygroundColumn(Vertical):
     def show_result(self, result: dict) -> None:
         """The scores of a finished output: parses, schema-valid, tokens/s, and the diff."""
         status = Text.assemble(
-            "parses ", yes_no(result.get("parsed") is not None),
-            "  valid ", yes_no(result.get("schema_valid")),
+            "parses ",
+            yes_no(result.get("parsed") is not None),
+            "  valid ",
+            yes_no(result.get("schema_valid")),
             f"  {result.get('tokens_per_s', 0.0):.1f} tok/s  {result.get('n_tokens', 0)} tokens",
         )
         if result.get("cancelled"):
@@ -211,10 +219,14 @@ class ExamplePicker(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Data set (enter opens it), then an example (enter uses it; type to "
-                        "filter); escape closes")
+            yield Label(
+                "Data set (enter opens it), then an example (enter uses it; type to "
+                "filter); escape closes"
+            )
             yield OptionList(id="picker-sets")
-            yield TextInput(placeholder="filter: id, schema or text", id="picker-filter", compact=True)
+            yield TextInput(
+                placeholder="filter: id, schema or text", id="picker-filter", compact=True
+            )
             yield OptionList(id="picker-examples")
 
     def on_mount(self) -> None:
@@ -222,7 +234,7 @@ class ExamplePicker(ModalScreen):
 
     @work(thread=True, exclusive=True, group="picker-sets", exit_on_error=False)
     def load_datasets(self) -> None:
-        from engine.data import discover_datasets
+        from engine.data.load import discover_datasets
 
         try:
             found = discover_datasets(self.dataset_paths)
@@ -253,7 +265,7 @@ class ExamplePicker(ModalScreen):
 
     @work(thread=True, exclusive=True, group="picker-examples", exit_on_error=False)
     def load_examples(self, path: str) -> None:
-        from engine.data import load_examples
+        from engine.data.load import load_examples
 
         try:
             examples, error = load_examples(path).examples, None
@@ -410,8 +422,9 @@ class PlaygroundPane(Vertical):
 
     def escape_cancels(self) -> bool:
         """While a column decodes, escape cancels even from a text field."""
-        return any(w.is_running and w.node is self and w.group in ("col-a", "col-b")
-                   for w in self.workers)
+        return any(
+            w.is_running and w.node is self and w.group in ("col-a", "col-b") for w in self.workers
+        )
 
     def focus_main(self) -> None:
         """The pane's main non-text widget (escape from a text field lands here): Generate."""
@@ -444,7 +457,7 @@ class PlaygroundPane(Vertical):
         if not example.file:
             return None
         try:
-            from engine.data import SchemaRegistry, find_schemas_dir
+            from engine.data.load import SchemaRegistry, find_schemas_dir
 
             folder = find_schemas_dir(example.file)
             if folder is None:
@@ -480,11 +493,14 @@ class PlaygroundPane(Vertical):
             column.set_adapter(choice)
             template = column.template()
             used = choice.template if template == AUTO else template
-            self.notify(f"Column {side.upper()}: adapter {choice.spec}, template {used}"
-                        + (" (its training template)" if template == AUTO else ""))
+            self.notify(
+                f"Column {side.upper()}: adapter {choice.spec}, template {used}"
+                + (" (its training template)" if template == AUTO else "")
+            )
 
-        self.app.push_screen(AdapterPicker(self.db_path, f"Adapter for column {side.upper()}"),
-                             picked)
+        self.app.push_screen(
+            AdapterPicker(self.db_path, f"Adapter for column {side.upper()}"), picked
+        )
 
     def action_new_prompt(self) -> None:
         """Clear the prompt, the expected output and both columns."""
@@ -522,8 +538,17 @@ class PlaygroundPane(Vertical):
             column = self.column(side)
             model, adapter, preset, constrained = column.settings()
             request = ColumnRequest(
-                side, model, adapter, preset, constrained, prompt, schema_id, schema, example,
-                max_new_tokens, column.template(),
+                side,
+                model,
+                adapter,
+                preset,
+                constrained,
+                prompt,
+                schema_id,
+                schema,
+                example,
+                max_new_tokens,
+                column.template(),
             )
             column.reset()
             self._cancel[side].set()  # stops a previous stream in this column
@@ -558,7 +583,7 @@ class PlaygroundPane(Vertical):
             if worker.is_cancelled or cancel.is_set():
                 self.post_message(self.Done(side, {"cancelled": True}))
                 return
-            from engine.decoding import decoding_from
+            from engine.decode.generate import decoding_from
 
             limit = request.max_new_tokens
             overrides = [f"max_new_tokens={limit}"] if limit else []
@@ -569,8 +594,12 @@ class PlaygroundPane(Vertical):
             started = last_post = time.perf_counter()
             generator.last = None
             for piece in generator.stream(
-                request.prompt, request.schema_id, request.schema, config,
-                constrained=request.constrained, cancel=cancel,
+                request.prompt,
+                request.schema_id,
+                request.schema,
+                config,
+                constrained=request.constrained,
+                cancel=cancel,
             ):
                 pieces.append(piece)
                 pending.append(piece)
@@ -579,7 +608,9 @@ class PlaygroundPane(Vertical):
                     break
                 now = time.perf_counter()
                 if now - last_post >= POST_EVERY_S:
-                    self.post_message(self.Piece(side, "".join(pending), len(pieces), now - started))
+                    self.post_message(
+                        self.Piece(side, "".join(pending), len(pieces), now - started)
+                    )
                     pending, last_post = [], now
             elapsed = time.perf_counter() - started
             if pending:
@@ -608,22 +639,27 @@ class PlaygroundPane(Vertical):
         from tui.model_cache import MODELS
 
         return MODELS.generator(
-            request.model, request.adapter or None, db=self.db_path, template=request.template,
+            request.model,
+            request.adapter or None,
+            db=self.db_path,
+            template=request.template,
             on_load=lambda: self.post_message(
-                self.Status(request.side, f"loading model {request.model}…")),
+                self.Status(request.side, f"loading model {request.model}…")
+            ),
         )
 
     @staticmethod
     def _score(request: ColumnRequest, text: str, truncated: bool) -> dict:
-        """Parse, validity and (with an expected output) the diff, all from engine.metrics."""
-        from engine.metrics import score
-        from engine.types import Example
+        """Parse, validity and (with an expected output) the diff, all from engine.evaluate.metrics."""
+        from engine.data.types import Example
+        from engine.evaluate.metrics import score
 
         example = request.example
         has_expected = example is not None
         if example is None:  # parse and validity still apply; exact match and diff do not
-            example = Example(id="playground", schema_id=request.schema_id,
-                              prompt=request.prompt, expected={})
+            example = Example(
+                id="playground", schema_id=request.schema_id, prompt=request.prompt, expected={}
+            )
         scores = dict(score(example, text, request.schema, truncated=truncated))
         scores["has_expected"] = has_expected
         if not has_expected:

@@ -144,7 +144,7 @@ def decoding_mode(decoding: dict | None) -> str:
 def preset_mode(preset: str) -> str:
     """`greedy` or `sampling T=…` for a decoding preset's name (from the engine's presets)."""
     try:
-        from engine.decoding import PRESETS
+        from engine.decode.generate import PRESETS
     except ImportError:
         return "greedy" if preset == "greedy" else "?"
     cfg = PRESETS.get(preset)
@@ -177,8 +177,12 @@ def diff_table(diff: Iterable[dict] | None, parse_error: str | None = None) -> T
     for row in rows:
         kind = Text(str(row.get("kind", "")), style="yellow")
         if row.get("message"):  # a schema error: its message says what is wrong
-            table.add_row(Text(str(row.get("path", "$")), style="cyan"),
-                          Text(str(row["message"]), style="red"), "", kind)
+            table.add_row(
+                Text(str(row.get("path", "$")), style="cyan"),
+                Text(str(row["message"]), style="red"),
+                "",
+                kind,
+            )
             continue
         if row.get("ungrounded"):
             kind.append("\n")
@@ -232,8 +236,9 @@ class ExampleDetail(VerticalScroll):
             got,
             Text(""),
             Text("Expected", style="bold underline"),
-            Text(expected if isinstance(expected, str)
-                 else json.dumps(expected, ensure_ascii=False)),
+            Text(
+                expected if isinstance(expected, str) else json.dumps(expected, ensure_ascii=False)
+            ),
             Text(""),
             Text("Prompt", style="bold underline"),
             Text(str(pred.get("prompt") or "")),
@@ -248,4 +253,3 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, (FileNotFoundError, OSError)) and getattr(exc, "filename", None):
         text = f"{exc.filename}: {exc.strerror or text}"
     return text.splitlines()[0] if len(text) > 300 else text
-

@@ -92,8 +92,12 @@ class RunLogReads:
 
     _reads: SerialReads
 
-    def read(self, fn: Callable[[Any], Any], apply: Callable[[Any], None],
-             failed: Callable[[BaseException], None] | None = None) -> None:
+    def read(
+        self,
+        fn: Callable[[Any], Any],
+        apply: Callable[[Any], None],
+        failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
         """Run `fn(db)` in a worker after this widget's earlier reads; `apply(result)` on the UI
         thread, or `failed(error)` when it raised (a busy run log only notifies)."""
         self._read_worker(self._reads.ticket(), fn, apply, failed)

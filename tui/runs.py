@@ -136,7 +136,7 @@ def run_matches(run: dict, query: str) -> bool:
 def eval_data_for(run: dict) -> str | None:
     """The file to evaluate a training run on: its data set's test file (beside its training
     file, same data set and version), else its validation file; None when neither exists."""
-    from engine.data import split_from_name, version_from_name
+    from engine.data.load import split_from_name, version_from_name
 
     cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
     train = cfg.get("train_data") or run.get("data_path")
@@ -148,8 +148,12 @@ def eval_data_for(run: dict) -> str | None:
         except OSError:
             siblings = []
         for path in siblings:
-            if (path.suffix == train_path.suffix and path != train_path
-                    and split_from_name(path) == "test" and version_from_name(path) == key):
+            if (
+                path.suffix == train_path.suffix
+                and path != train_path
+                and split_from_name(path) == "test"
+                and version_from_name(path) == key
+            ):
                 return str(path)
     val = cfg.get("val_data")
     if val and Path(str(val)).is_file():
@@ -212,7 +216,8 @@ class RunsPane(Vertical):
             yield Label("filter ")
             yield TextInput(
                 placeholder="train, failed, a name, model or data file (esc clears)",
-                id="runs-filter", compact=True,
+                id="runs-filter",
+                compact=True,
             )
             yield Static(id="runs-count")
         table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -362,8 +367,7 @@ class RunsPane(Vertical):
 
         ids = sorted(i for i in self.marked if i in self.runs)
         if len(ids) < 2:
-            self.notify("Mark two or more training runs (space), then press c.",
-                        severity="warning")
+            self.notify("Mark two or more training runs (space), then press c.", severity="warning")
             return
         labels = {i: run_label(self.runs[i]) for i in ids}
         self.app.push_screen(CurvesScreen(self.db_path, ids, labels))
@@ -475,8 +479,9 @@ class RunsPane(Vertical):
 
     def on_runs_pane_deleted(self, message: Deleted) -> None:
         if message.error:
-            self.notify(f"Could not delete run #{message.run_id}: {message.error}",
-                        severity="error")
+            self.notify(
+                f"Could not delete run #{message.run_id}: {message.error}", severity="error"
+            )
             return
         self.marked.discard(message.run_id)
         self.notify(f"Deleted run #{message.run_id}.")
@@ -490,8 +495,7 @@ def request_evaluation(widget: Widget, run: dict) -> None:
     def find() -> None:
         cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
         model = cfg.get("model") or run.get("model")
-        message = RunsPane.EvaluateRun(run["id"], str(model) if model else None,
-                                       eval_data_for(run))
+        message = RunsPane.EvaluateRun(run["id"], str(model) if model else None, eval_data_for(run))
         widget.post_message(message)
 
     widget.run_worker(find, thread=True, group="runs-evaluate", exit_on_error=False)

@@ -1,6 +1,6 @@
 """Asking what to score for the Evaluate pane's "score a predictions file": outputs produced
 elsewhere (an API, llama.cpp, vLLM, another harness), one `{"id", "output"}` per line, scored
-against a data set by engine.evaluate.run_scoring under a protocol."""
+against a data set by engine.evaluate.run.run_scoring under a protocol."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from textual.widgets import Button, Input, Label, Select
 
 from tui.widgets import TextInput
 
-PROTOCOLS = ("schemalab", "edgejson")  # when engine.protocols does not list them
+PROTOCOLS = ("schemalab", "edgejson")  # when engine.evaluate.protocols does not list them
 
 
 def protocol_options() -> list[tuple[str, str]]:
     try:
-        from engine.protocols import PROTOCOLS as found
+        from engine.evaluate.protocols import PROTOCOLS as found
     except ImportError:
         found = PROTOCOLS
     return [(p, p) for p in found]
@@ -62,21 +62,33 @@ class ScoreScreen(ModalScreen["ScoreRequest | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label('Score outputs made elsewhere: one {"id": ..., "output": "raw text"} per '
-                        "line. Enter scores, escape cancels.")
+            yield Label(
+                'Score outputs made elsewhere: one {"id": ..., "output": "raw text"} per '
+                "line. Enter scores, escape cancels."
+            )
             with Horizontal(classes="row"):
                 yield Label("predictions")
-                yield TextInput(self.predictions, placeholder="predictions.jsonl",
-                            id="score-predictions", compact=True)
+                yield TextInput(
+                    self.predictions,
+                    placeholder="predictions.jsonl",
+                    id="score-predictions",
+                    compact=True,
+                )
             with Horizontal(classes="row"):
                 yield Label("data")
-                yield TextInput(self.data, placeholder="data set .jsonl", id="score-data",
-                            compact=True)
+                yield TextInput(
+                    self.data, placeholder="data set .jsonl", id="score-data", compact=True
+                )
             with Horizontal(classes="row"):
                 yield Label("protocol")
                 options = protocol_options()
-                yield Select(options, value=options[0][1], allow_blank=False,
-                             id="score-protocol", compact=True)
+                yield Select(
+                    options,
+                    value=options[0][1],
+                    allow_blank=False,
+                    id="score-protocol",
+                    compact=True,
+                )
             with Horizontal(id="score-buttons"):
                 yield Button("Cancel (esc)", id="score-cancel", compact=True)
                 yield Button("Score", id="score-ok", variant="primary", compact=True)

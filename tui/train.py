@@ -55,7 +55,12 @@ class TrainPane(TrainForm, Vertical):
     ]
     FORM_ONLY: ClassVar[set[str]] = {"load_yaml", "save_yaml"}
     LIVE_ONLY: ClassVar[set[str]] = {
-        "cancel_run", "resume_run", "toggle_lr", "show_log", "evaluate_run"}
+        "cancel_run",
+        "resume_run",
+        "toggle_lr",
+        "show_log",
+        "evaluate_run",
+    }
 
     @dataclass
     class ModelChanged(Message):
@@ -123,7 +128,7 @@ class TrainPane(TrainForm, Vertical):
         # imports) wait until the pane is first shown; a user may never open Train.
         self._checks_started = False
         self.problems: list[str] = []
-        # (model, target modules) -> what engine.models found; filled by a worker.
+        # (model, target modules) -> what engine.models.load found; filled by a worker.
         self._model_checks: dict[tuple, list[str]] = {}
 
     # Layout --------------------------------------------------------------------------------
@@ -300,8 +305,11 @@ class TrainPane(TrainForm, Vertical):
             self.notify("Show a stopped training run first (Runs pane, o).", severity="warning")
             return
         if not live.can_resume():
-            self.notify(f"Run #{live.run_id} has no checkpoint to resume from: launch it again "
-                        "from the form (ctrl+t).", severity="warning")
+            self.notify(
+                f"Run #{live.run_id} has no checkpoint to resume from: launch it again "
+                "from the form (ctrl+t).",
+                severity="warning",
+            )
             return
         self._engine_call("resume", live.run_id)
 

@@ -62,7 +62,7 @@ def choice_options(key: str) -> list[tuple[str, Any]]:
     from engine.train import config
 
     if key == "prompt_template":
-        from engine.prompt import TEMPLATES
+        from engine.decode.prompt import TEMPLATES
 
         return [(t, t) for t in TEMPLATES]
     if key == "select_by":
@@ -131,7 +131,7 @@ class TrainForm:
     @work(thread=True, exclusive=True, group="train-default-model", exit_on_error=False)
     def _pick_default_model(self) -> None:
         """Offline, the default Hub model may not be here: pick one that is."""
-        from engine.models import available_model
+        from engine.models.load import available_model
         from engine.train.config import DEFAULTS
 
         model = available_model(str(DEFAULTS.get("model")))
@@ -166,7 +166,7 @@ class TrainForm:
     @work(thread=True, exclusive=True, group="train-datasets", exit_on_error=False)
     def _find_datasets(self) -> None:
         try:
-            from engine.data import discover_datasets
+            from engine.data.load import discover_datasets
 
             infos = discover_datasets(self.dataset_paths)
         except Exception as exc:  # noqa: BLE001
@@ -217,7 +217,7 @@ class TrainForm:
         from engine.train.config import ConfigError, parse_override
 
         data = dict(self.extra)
-        for key, _, kind in form_fields():
+        for key, _, _kind in form_fields():
             widget = self.query_one(f"#f-{key}")
             if isinstance(widget, Select):
                 value = widget.value
@@ -327,8 +327,9 @@ class TrainForm:
         if select.prompt != prompt:
             select.prompt = prompt
             if select.value == Select.NULL:
-                select.set_options([(str(lab), v) for lab, v in select._options
-                                    if v != Select.NULL])
+                select.set_options(
+                    [(str(lab), v) for lab, v in select._options if v != Select.NULL]
+                )
 
     def run_checks(self) -> None:
         """Memory estimate and length report for the current config, in a worker."""
@@ -375,7 +376,7 @@ class TrainForm:
     def _check_model(self, key: tuple) -> None:
         """Whether the model resolves here (offline too) and has the target modules; reads its
         config only, never its weights."""
-        from engine.models import model_problems
+        from engine.models.load import model_problems
 
         model, targets = key
         try:
@@ -465,7 +466,7 @@ def _memory_text(cfg, card_gb: float | None, *, longest: int | None = None) -> s
     available memory, with the changes that fit when it does not), then, when that device is
     not a GPU, the estimate for a CUDA card of `card_gb`."""
     try:
-        from engine.memory import describe_change, estimate_memory, suggestions
+        from engine.models.memory import describe_change, estimate_memory, suggestions
 
         est = estimate_memory(cfg.model, cfg, longest=longest)
     except Exception as exc:  # noqa: BLE001 - an estimate is advice, not a blocker
@@ -477,23 +478,33 @@ def _memory_text(cfg, card_gb: float | None, *, longest: int | None = None) -> s
     if est.fits:
         lines = [head + f"[green]fits[/green] {escape(est.where())}"]
     else:
-        lines = [head + f"[red]does not fit[/red] {escape(est.where())}; "
-                 "launching may be killed for lack of memory"]
+        lines = [
+            head + f"[red]does not fit[/red] {escape(est.where())}; "
+            "launching may be killed for lack of memory"
+        ]
         try:
             fixes = suggestions(cfg.model, cfg, est, longest=longest)
         except Exception:  # noqa: BLE001
             fixes = []
         if fixes:
-            lines.append("[yellow]fits with: " + escape("; ".join(
-                f"{describe_change(f['change'])} (~{f['estimate_gb']:.1f} GB)" for f in fixes))
-                + "[/yellow]")
+            lines.append(
+                "[yellow]fits with: "
+                + escape(
+                    "; ".join(
+                        f"{describe_change(f['change'])} (~{f['estimate_gb']:.1f} GB)"
+                        for f in fixes
+                    )
+                )
+                + "[/yellow]"
+            )
     lines.append(f"[dim]{parts}[/dim]")
     if est.device != "cuda" and card_gb:
         try:
             gpu = estimate_memory(cfg.model, cfg, card_gb=card_gb, longest=longest)
             verdict = "[green]fits[/green]" if gpu.fits else "[red]does not fit[/red]"
-            lines.append(f"[dim]on a {card_gb:g} GB GPU (bf16): ≈ {gpu.total_gb:.2f} GB,[/dim] "
-                         f"{verdict}")
+            lines.append(
+                f"[dim]on a {card_gb:g} GB GPU (bf16): ≈ {gpu.total_gb:.2f} GB,[/dim] {verdict}"
+            )
         except Exception:  # noqa: BLE001
             pass
     return "\n".join(lines)

@@ -161,8 +161,11 @@ class LiveView(Vertical, can_focus=True):
 
     def can_resume(self) -> bool:
         """A stopped run with a checkpoint to continue from."""
-        return (self.run_id is not None and self.n_checkpoints > 0
-                and self.status in ("cancelled", "failed", "interrupted"))
+        return (
+            self.run_id is not None
+            and self.n_checkpoints > 0
+            and self.status in ("cancelled", "failed", "interrupted")
+        )
 
     def cancel_requested(self, run_id: int) -> None:
         """A cancel went to `run_id`: say so until the run stops."""
@@ -388,4 +391,3 @@ class LiveView(Vertical, can_focus=True):
             plt.vline(best, "yellow")
         plt.title("val schema metrics (%)" + (f" · best @ {best}" if best is not None else ""))
         chart.refresh()
-

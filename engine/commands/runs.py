@@ -27,8 +27,14 @@ def key_figure(run: dict) -> str:
     if run["kind"] == "validate" and "examples" in s:
         return f"{s['examples']} examples, {s.get('errors', 0)} errors, {s.get('warnings', 0)} warnings"
     best = s.get("best_metric")
-    if run["kind"] == "train" and isinstance(best, dict) and isinstance(best.get("value"), (int, float)):
-        name = {"val_json_exact": "JSONExact", "val_field_f1": "field F1"}.get(best["name"], best["name"])
+    if (
+        run["kind"] == "train"
+        and isinstance(best, dict)
+        and isinstance(best.get("value"), (int, float))
+    ):
+        name = {"val_json_exact": "JSONExact", "val_field_f1": "field F1"}.get(
+            best["name"], best["name"]
+        )
         return f"best {name} {best['value']:.4g} @ step {s.get('best_step')}"
     for key, label in (
         ("json_exact", "JSONExact"),

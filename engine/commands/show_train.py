@@ -10,8 +10,21 @@ from collections import defaultdict
 
 from engine import runlog
 
-RUN_FIELDS = ("id", "kind", "name", "status", "model", "data_path", "out_dir", "adapter",
-              "started", "ended", "error", "config", "summary")
+RUN_FIELDS = (
+    "id",
+    "kind",
+    "name",
+    "status",
+    "model",
+    "data_path",
+    "out_dir",
+    "adapter",
+    "started",
+    "ended",
+    "error",
+    "config",
+    "summary",
+)
 # Checkpoint table columns: (metric, header, format).
 CKPT_COLUMNS = (
     ("val_loss", "val loss", "{:.3f}"),
@@ -22,15 +35,24 @@ CKPT_COLUMNS = (
     ("val_truncated", "trunc", "{:.0%}"),
 )
 # Series in the table view (`--format json` has every one).
-KEY_SERIES = ("train_loss", "val_loss", "val_json_exact", "val_field_f1", "val_leaf_f1",
-              "val_schema_valid", "val_parse_rate", "val_truncated", "val_eval_s")
+KEY_SERIES = (
+    "train_loss",
+    "val_loss",
+    "val_json_exact",
+    "val_field_f1",
+    "val_leaf_f1",
+    "val_schema_valid",
+    "val_parse_rate",
+    "val_truncated",
+    "val_eval_s",
+)
 
 
 def train_report(db, run: dict) -> dict:
     """Everything `show --format json` prints for a training run, as plain data."""
     from pathlib import Path
 
-    from engine.decoding import DecodingError, resolve_adapter
+    from engine.decode.generate import DecodingError, resolve_adapter
 
     run_id = run["id"]
     ckpts = [
@@ -82,7 +104,11 @@ def print_train(report: dict) -> None:
     console = Console()
     run, s = report["run"], report["run"].get("summary") or {}
     cfg = run.get("config") or {}
-    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run["started"])) if run.get("started") else "?"
+    started = (
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(run["started"]))
+        if run.get("started")
+        else "?"
+    )
     console.print(
         f"[bold]Training run {run['id']}[/] ({run['status']}): {escape(str(run.get('model')))} on "
         f"{escape(str(run.get('data_path')))}, started {started}"
@@ -101,7 +127,8 @@ def print_train(report: dict) -> None:
         )
     if s.get("peak_memory_gb") is not None or s.get("memory_estimate_gb") is not None:
         kind = {"rss": "peak resident set", "cuda_reserved": "GPU reserved"}.get(
-            s.get("peak_memory_kind"), s.get("peak_memory_kind") or "-")
+            s.get("peak_memory_kind"), s.get("peak_memory_kind") or "-"
+        )
         console.print(
             f"peak memory {_fmt(s.get('peak_memory_gb'), '{:.2f}')} GB ({kind}), estimated "
             f"{_fmt(s.get('memory_estimate_gb'), '{:.2f}')} GB on {s.get('memory_device', '?')}"
@@ -113,26 +140,54 @@ def print_train(report: dict) -> None:
         console.print(f"[red]error[/]: {escape(run['error'].strip().splitlines()[-1])}")
     table = Table("step", *(h for _, h, _ in CKPT_COLUMNS), "", title="Checkpoints")
     for c in report["checkpoints"]:
-        flags = " ".join(f for f, on in (("best", c["is_best"]), ("final", c["is_final"]),
-                                         ("missing", not c["on_disk"])) if on)
-        table.add_row(str(c["step"]), *(_fmt(c["metrics"].get(k), f) for k, _, f in CKPT_COLUMNS),
-                      f"[green]{flags}[/]" if "best" in flags else flags)
+        flags = " ".join(
+            f
+            for f, on in (
+                ("best", c["is_best"]),
+                ("final", c["is_final"]),
+                ("missing", not c["on_disk"]),
+            )
+            if on
+        )
+        table.add_row(
+            str(c["step"]),
+            *(_fmt(c["metrics"].get(k), f) for k, _, f in CKPT_COLUMNS),
+            f"[green]{flags}[/]" if "best" in flags else flags,
+        )
     console.print(table if report["checkpoints"] else "no checkpoints")
     series = [(n, report["metrics"][n]) for n in KEY_SERIES if report["metrics"].get(n)]
     if series:
-        t = Table("metric", "points", "first", "best", "last", "at step",
-                  title="Metric series (--format json: all)")
+        t = Table(
+            "metric",
+            "points",
+            "first",
+            "best",
+            "last",
+            "at step",
+            title="Metric series (--format json: all)",
+        )
         for name, points in series:
             values = [v for _, v in points]
-            best = min(values) if name in ("train_loss", "val_loss", "val_truncated",
-                                           "val_eval_s") else max(values)
-            t.add_row(name, str(len(points)), f"{values[0]:.4g}", f"{best:.4g}",
-                      f"{values[-1]:.4g}", str(points[-1][0]))
+            best = (
+                min(values)
+                if name in ("train_loss", "val_loss", "val_truncated", "val_eval_s")
+                else max(values)
+            )
+            t.add_row(
+                name,
+                str(len(points)),
+                f"{values[0]:.4g}",
+                f"{best:.4g}",
+                f"{values[-1]:.4g}",
+                str(points[-1][0]),
+            )
         console.print(t)
     best = report["best"]
     rid = run["id"]
     if best:
-        console.print(f"`--adapter {rid}` loads the best checkpoint (step {best['step']}); "
-                      f"`{rid}:final` the final adapter, `{rid}:step-N` another checkpoint")
+        console.print(
+            f"`--adapter {rid}` loads the best checkpoint (step {best['step']}); "
+            f"`{rid}:final` the final adapter, `{rid}:step-N` another checkpoint"
+        )
     elif report["adapter_for_run_id"]:
         console.print(f"`--adapter {rid}` loads {report['adapter_for_run_id']}")

@@ -39,12 +39,19 @@ def register(subparsers) -> None:
         help="data-parallel processes started with torchrun (one GPU each; gloo on CPU); "
         "each step takes batch_size x grad_accum x N examples (same as --set nproc=N)",
     )
-    p.add_argument("--resume", type=run_id_arg, metavar="RUN_ID",
-                   help="continue a stopped run (--set may change only batch_size, kept "
-                   "effective, and gradient_checkpointing)")
-    p.add_argument("--restart", action="store_true",
-                   help="with --resume: start the run again from step 0 (when it has no "
-                   "checkpoint left to resume from)")
+    p.add_argument(
+        "--resume",
+        type=run_id_arg,
+        metavar="RUN_ID",
+        help="continue a stopped run (--set may change only batch_size, kept "
+        "effective, and gradient_checkpointing)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --resume: start the run again from step 0 (when it has no "
+        "checkpoint left to resume from)",
+    )
     p.add_argument(
         "--check",
         action="store_true",
@@ -108,14 +115,20 @@ def _err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def _preflight(cfg, card_gb: float | None = None, *, check: bool = False,
-               as_json: bool = False, force: bool = False) -> int | None:
+def _preflight(
+    cfg,
+    card_gb: float | None = None,
+    *,
+    check: bool = False,
+    as_json: bool = False,
+    force: bool = False,
+) -> int | None:
     """The too-long report and the memory estimate for the device the run will use (with
     `card_gb`, a CUDA card of that size). None: training may start; else the exit status: 2 a
     config that cannot train or a launch that does not fit (refused unless `force`), 1 a check
     that does not fit, 0 a check that fits."""
-    from engine.memory import describe_change, estimate_memory, suggestions
-    from engine.models import ModelError, load_tokenizer, model_problems
+    from engine.models.load import ModelError, load_tokenizer, model_problems
+    from engine.models.memory import describe_change, estimate_memory, suggestions
     from engine.train.data import DataError, length_report
 
     # The model resolves here and has the target modules: checked before anything loads.
@@ -134,8 +147,11 @@ def _preflight(cfg, card_gb: float | None = None, *, check: bool = False,
         what = "dropped" if cfg.too_long == "drop" else "rejected: training will not start"
         print(f"  they will be {what} (too_long: {cfg.too_long}), never truncated", file=sys.stderr)
     longest = report.longest_kept or None
-    est, fixes, doc = None, [], {"device": None, "estimate_gb": None, "available_gb": None,
-                                 "fits": None, "parts": {}}
+    est, fixes, doc = (
+        None,
+        [],
+        {"device": None, "estimate_gb": None, "available_gb": None, "fits": None, "parts": {}},
+    )
     try:
         est = estimate_memory(cfg.model, cfg, card_gb if check else None, longest=longest)
         fixes = suggestions(cfg.model, cfg, est, longest=longest)
@@ -146,18 +162,30 @@ def _preflight(cfg, card_gb: float | None = None, *, check: bool = False,
         doc["error"] = str(exc)
     if est is not None and not est.fits:
         if fixes:
-            print("  these fit: " + "; ".join(
-                f"{describe_change(f['change'])} (~{f['estimate_gb']:.1f} GB)" for f in fixes),
-                file=sys.stderr)
+            print(
+                "  these fit: "
+                + "; ".join(
+                    f"{describe_change(f['change'])} (~{f['estimate_gb']:.1f} GB)" for f in fixes
+                ),
+                file=sys.stderr,
+            )
         else:
-            print("  nothing tried fits (gradient checkpointing, batch_size 1, max_seq_len 128): "
-                  "use a smaller model or a machine with more memory", file=sys.stderr)
+            print(
+                "  nothing tried fits (gradient checkpointing, batch_size 1, max_seq_len 128): "
+                "use a smaller model or a machine with more memory",
+                file=sys.stderr,
+            )
     bad_lengths = bool(report.n_too_long and cfg.too_long == "error")
     if as_json:
-        doc.update(model=cfg.model, too_long=list(report.too_long_ids),
-                   n_too_long=report.n_too_long, longest_kept=report.longest_kept,
-                   max_seq_len=cfg.max_seq_len, ok=not bad_lengths,
-                   skipped_lines=report.skipped)
+        doc.update(
+            model=cfg.model,
+            too_long=list(report.too_long_ids),
+            n_too_long=report.n_too_long,
+            longest_kept=report.longest_kept,
+            max_seq_len=cfg.max_seq_len,
+            ok=not bad_lengths,
+            skipped_lines=report.skipped,
+        )
         print(json.dumps(doc, indent=1))
     if bad_lengths:
         return 2
@@ -165,11 +193,15 @@ def _preflight(cfg, card_gb: float | None = None, *, check: bool = False,
         if check:
             return 1
         if not force:
-            _err(f"this run needs about {est.total_gb:.1f} GB and {est.where()} cannot hold it: "
-                 "apply a change above, or add --force to launch anyway")
+            _err(
+                f"this run needs about {est.total_gb:.1f} GB and {est.where()} cannot hold it: "
+                "apply a change above, or add --force to launch anyway"
+            )
             return 2
-        print("warning: launching anyway (--force); the run may be killed for lack of memory",
-              file=sys.stderr)
+        print(
+            "warning: launching anyway (--force); the run may be killed for lack of memory",
+            file=sys.stderr,
+        )
     return 0 if check else None
 
 
@@ -193,13 +225,21 @@ def run_train(args: argparse.Namespace) -> int:
                 print(args.resume)
                 return 0
             # Claimed before the progress display starts, so a refusal is one plain line.
-            process.claim_for_resume(args.db, args.resume, restart=args.restart,
-                                     overrides=args.overrides,
-                                     log=lambda m: print(m, file=sys.stderr))
+            process.claim_for_resume(
+                args.db,
+                args.resume,
+                restart=args.restart,
+                overrides=args.overrides,
+                log=lambda m: print(m, file=sys.stderr),
+            )
             return _foreground(
                 args,
                 lambda prog, log: process.resume_foreground(
-                    args.db, args.resume, progress=prog, log=log, restart=args.restart,
+                    args.db,
+                    args.resume,
+                    progress=prog,
+                    log=log,
+                    restart=args.restart,
                     claimed=True,
                 ),
             )
@@ -225,16 +265,16 @@ def run_train(args: argparse.Namespace) -> int:
         if problem := launch_problem(cfg.nproc):
             _err(problem)
             return 2
-    status = _preflight(cfg, args.card_gb, check=args.check,
-                        as_json=args.output_format == "json", force=args.force)
+    status = _preflight(
+        cfg, args.card_gb, check=args.check, as_json=args.output_format == "json", force=args.force
+    )
     if status is not None:
         return status
     try:
         if args.detach:
             run_id = process.launch_detached(cfg, args.db)
             out = runlog.get_run(runlog.connect(args.db), run_id)["out_dir"]
-            print(f"started run {run_id} in the background; log: {out}/train.log",
-                  file=sys.stderr)
+            print(f"started run {run_id} in the background; log: {out}/train.log", file=sys.stderr)
             print(run_id)
             return 0
         return _foreground(
@@ -254,7 +294,9 @@ def _foreground(args, start) -> int:
     run = runlog.get_run(runlog.connect(args.db), run_id)
     summary = run.get("summary") or {}
     if run["status"] == "completed":
-        early = f" (stopped early: {summary['stop_reason']})" if summary.get("stopped_early") else ""
+        early = (
+            f" (stopped early: {summary['stop_reason']})" if summary.get("stopped_early") else ""
+        )
         print(
             f"run {run_id} completed{early}: train loss {_num(summary.get('train_loss'))}, "
             f"val loss {_num(summary.get('val_loss'))}; final adapter in {run['adapter']}",
@@ -286,8 +328,9 @@ def best_line(run_id: int, summary: dict) -> str:
     """Which checkpoint `RUN_ID` means from now on, and how to pick another."""
     best = summary.get("best_metric") or {}
     if summary.get("best_step") is None:
-        return (f"no best checkpoint (no validation metrics): `--adapter {run_id}` is the final "
-                "adapter")
+        return (
+            f"no best checkpoint (no validation metrics): `--adapter {run_id}` is the final adapter"
+        )
     share = summary.get("val_eval_share")
     spent = f"; evaluation took {share:.0%} of the run" if isinstance(share, (int, float)) else ""
     return (
@@ -309,7 +352,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from engine.models import ModelError
+    from engine.models.load import ModelError
     from engine.train.export import export_merged
     from engine.train.process import RunError
 

@@ -56,8 +56,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.models import ModelError
-    from engine.validate import validate_files
+    from engine.data.validate import validate_files
+    from engine.models.load import ModelError
 
     missing = [d for d in args.data if not Path(d).is_file()]
     if missing:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = None
     if not args.no_record:
         from engine import runlog
-        from engine.validate import record_validation
+        from engine.data.validate import record_validation
 
         config = {
             k: getattr(args, k)
@@ -105,7 +105,7 @@ def print_table(report, run_id, db_path) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from engine.data import shorten_middle
+    from engine.data.load import shorten_middle
 
     console = Console()
     sev = report.by_severity

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from engine.prompt import TEMPLATES
+from engine.decode.prompt import TEMPLATES
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 TOO_LONG = ("drop", "error")
@@ -68,7 +68,7 @@ class TrainConfig:
     eval_every: int = 50  # validation loss and decoding metrics every N steps (and at saves)
     save_every: int = 100
     seed: int = 42
-    prompt_template: str = "schemalab"  # one of engine.prompt.TEMPLATES; stored with the run
+    prompt_template: str = "schemalab"  # one of engine.decode.prompt.TEMPLATES; stored with the run
     # In-training evaluation: decode the first val_eval_limit validation examples at every
     # evaluation and record val_json_exact, val_field_f1, ... (0 turns decoding off; val_loss stays).
     val_eval_limit: int = 32
@@ -244,10 +244,19 @@ def _check_values(c: dict[str, Any]) -> list[str]:
         c["precision"] in PRECISIONS,
         f"precision must be one of {PRECISIONS}, got {c['precision']!r}",
     )
-    for key in ("log_every", "eval_every", "save_every", "val_max_new_tokens", "val_eval_batch",
-                "keep_last", "nproc"):
+    for key in (
+        "log_every",
+        "eval_every",
+        "save_every",
+        "val_max_new_tokens",
+        "val_eval_batch",
+        "keep_last",
+        "nproc",
+    ):
         need(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
-    need(c["val_eval_limit"] >= 0, f"val_eval_limit must be >= 0 (0: off), got {c['val_eval_limit']}")
+    need(
+        c["val_eval_limit"] >= 0, f"val_eval_limit must be >= 0 (0: off), got {c['val_eval_limit']}"
+    )
     need(
         c["patience"] is None or c["patience"] >= 1,
         f"patience must be >= 1 or null (off), got {c['patience']}",
@@ -256,7 +265,9 @@ def _check_values(c: dict[str, Any]) -> list[str]:
         c["prompt_template"] in TEMPLATES,
         f"prompt_template must be one of {TEMPLATES}, got {c['prompt_template']!r}",
     )
-    need(c["select_by"] in SELECT_BY, f"select_by must be one of {SELECT_BY}, got {c['select_by']!r}")
+    need(
+        c["select_by"] in SELECT_BY, f"select_by must be one of {SELECT_BY}, got {c['select_by']!r}"
+    )
     return p
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.prompt import (
+from engine.decode.prompt import (
     DEFAULT_TEMPLATE,
     TemplateError,
     prompt_adds_special_tokens,
@@ -69,8 +69,10 @@ class LengthReport:
 
     def length_message(self) -> str:
         if not self.n_too_long:
-            return (f"all {self.n_total} examples fit max_seq_len={self.max_seq_len} "
-                    f"(longest {self.longest})")
+            return (
+                f"all {self.n_total} examples fit max_seq_len={self.max_seq_len} "
+                f"(longest {self.longest})"
+            )
         ids = ", ".join(self.too_long_ids[:20]) + (" ..." if self.n_too_long > 20 else "")
         return (
             f"{self.n_too_long} of {self.n_total} examples are longer than max_seq_len="
@@ -82,9 +84,13 @@ class LengthReport:
         if not self.skipped:
             return ""
         n = len(self.skipped)
-        lines = [(f"{n} line{'s' if n != 1 else ''} of the data could not be loaded and "
-                  f"{'are' if n != 1 else 'is'} left out of training (run `schemalab validate` "
-                  "on the file for all findings):")]
+        lines = [
+            (
+                f"{n} line{'s' if n != 1 else ''} of the data could not be loaded and "
+                f"{'are' if n != 1 else 'is'} left out of training (run `schemalab validate` "
+                "on the file for all findings):"
+            )
+        ]
         for f in self.skipped[:limit]:
             lines.append(f"  {f['where']}: {f['kind']}: {f['message']}")
         if n > limit:
@@ -98,7 +104,7 @@ class TrainData:
     val: list[Encoded]
     report: LengthReport
     findings: list[Any] = field(default_factory=list)  # from loading the files
-    # The validation examples (engine.types.Example, same order as `val`) and the schema
+    # The validation examples (engine.data.types.Example, same order as `val`) and the schema
     # registry, for decoding them during training.
     val_examples: list[Any] = field(default_factory=list)
     registry: Any = None
@@ -107,7 +113,7 @@ class TrainData:
 def encode_example(
     tok, example, template: str = DEFAULT_TEMPLATE, schema: dict | None = None
 ) -> Encoded:
-    """Token ids of prompt + target + EOS for an engine.types.Example under `template`."""
+    """Token ids of prompt + target + EOS for an engine.data.types.Example under `template`."""
     text = render_prompt(example.prompt, example.schema_id, template, schema=schema, tokenizer=tok)
     prompt_ids = tok(text, add_special_tokens=prompt_adds_special_tokens(template))["input_ids"]
     target_ids = tok(render_target(example.expected, template), add_special_tokens=False)[
@@ -119,7 +125,7 @@ def encode_example(
 
 
 def _encode_all(cfg, tok, examples: list, registry) -> list[Encoded]:
-    from engine.evaluate import schema_of
+    from engine.evaluate.run import schema_of
 
     template = getattr(cfg, "prompt_template", DEFAULT_TEMPLATE)
     try:
@@ -130,7 +136,7 @@ def _encode_all(cfg, tok, examples: list, registry) -> list[Encoded]:
 
 def schema_registry(cfg, path: str | None = None):
     """The schema registry of a config: `schemas_dir`, else `schemas/` beside the data file."""
-    from engine.data import SchemaRegistry, find_schemas_dir
+    from engine.data.load import SchemaRegistry, find_schemas_dir
 
     folder = cfg.schemas_dir or find_schemas_dir(path or cfg.train_data)
     return SchemaRegistry.from_dir(folder) if folder else None
@@ -146,7 +152,7 @@ def _where(finding) -> str:
 
 
 def _load(path: str, registry=None) -> tuple[list, list]:
-    from engine.data import load_examples
+    from engine.data.load import load_examples
 
     result = load_examples(path, registry)
     if not result.examples:
@@ -186,7 +192,7 @@ def length_report(
     and which lines of the data could not be loaded (`skipped`, when `encoded` is given)."""
     if encoded is None:
         if tokenizer is None:
-            from engine.models import load_tokenizer
+            from engine.models.load import load_tokenizer
 
             tokenizer = load_tokenizer(cfg.model)
         registry = schema_registry(cfg)

@@ -85,8 +85,11 @@ class Group:
 
         t = torch.stack(
             [
-                (v.detach().double().reshape(()) if torch.is_tensor(v)
-                 else torch.tensor(float(v), dtype=torch.float64)).to(self.device)
+                (
+                    v.detach().double().reshape(())
+                    if torch.is_tensor(v)
+                    else torch.tensor(float(v), dtype=torch.float64)
+                ).to(self.device)
                 for v in values
             ]
         )
@@ -142,10 +145,18 @@ def launch_problem(nproc: int) -> str | None:
 def command(db_path: str | Path, run_id: int, nproc: int, resume: bool, restart: bool = False):
     """The torchrun command line of a run."""
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={nproc}", f"--shutdown-timeout={SHUTDOWN_S}",
-        "-m", "engine.train.distributed",
-        "--db", str(Path(db_path).resolve()), "--run-id", str(run_id),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        f"--shutdown-timeout={SHUTDOWN_S}",
+        "-m",
+        "engine.train.distributed",
+        "--db",
+        str(Path(db_path).resolve()),
+        "--run-id",
+        str(run_id),
     ]
     return cmd + (["--resume"] if resume else []) + (["--restart"] if restart else [])
 
@@ -211,8 +222,10 @@ def follow(
             interrupts += 1
             if interrupts == 1:
                 proc.send_signal(signal.SIGTERM)
-                log("stop requested: the ranks finish this step and save a checkpoint "
-                    "(Ctrl-C again kills them)")
+                log(
+                    "stop requested: the ranks finish this step and save a checkpoint "
+                    "(Ctrl-C again kills them)"
+                )
             else:
                 proc.kill()
                 proc.wait()
@@ -266,8 +279,15 @@ def main(argv: list[str] | None = None) -> int:
             from engine.train.process import execute
 
             status = execute(
-                args.db, args.run_id, resume=args.resume, progress=progress, log=log, stop=stop,
-                restart=args.restart, pid=launcher, group=group,
+                args.db,
+                args.run_id,
+                resume=args.resume,
+                progress=progress,
+                log=log,
+                stop=stop,
+                restart=args.restart,
+                pid=launcher,
+                group=group,
             )
             if not group.started:  # training never began: release the other ranks
                 group.share(None)
@@ -292,9 +312,15 @@ def _follow_rank(group: Group, run_id: int, stop: threading.Event, log) -> str:
         return "not started (see rank 0)"
     config, out_dir, resume_from, micro_batch = payload
     summary = train(
-        config_from_dict(config), None, run_id, Path(out_dir),
-        resume_from=Path(resume_from) if resume_from else None, stop=stop, log=log,
-        group=group, **({"micro_batch": micro_batch} if micro_batch else {}),
+        config_from_dict(config),
+        None,
+        run_id,
+        Path(out_dir),
+        resume_from=Path(resume_from) if resume_from else None,
+        stop=stop,
+        log=log,
+        group=group,
+        **({"micro_batch": micro_batch} if micro_batch else {}),
     )
     return summary["status"]
 

@@ -1,6 +1,6 @@
 """Export a training run's adapter merged into its base model: one self-contained HF folder.
 
-Which adapter follows `engine.decoding.resolve_adapter`, as evaluation and the Playground do:
+Which adapter follows `engine.decode.generate.resolve_adapter`, as evaluation and the Playground do:
 `RUN_ID` is the best checkpoint when one is marked (else the final adapter), `RUN_ID:final` the
 final adapter, `RUN_ID:step-N` that step's checkpoint.
 """
@@ -26,7 +26,7 @@ def describe_adapter(db, run: dict, adapter: Path) -> str:
 
 def run_adapter(db_path: str | Path, spec: int | str) -> tuple[dict, Path, str]:
     """(run, adapter folder, what it is in words) for an adapter spec `RUN_ID[:final|:step-N]`."""
-    from engine.decoding import DecodingError, resolve_adapter
+    from engine.decode.generate import DecodingError, resolve_adapter
 
     spec = str(spec).strip()
     run_part = spec.split(":", 1)[0]
@@ -50,7 +50,7 @@ def export_merged(db_path: str | Path, spec: int | str, out_dir: str | Path, log
     import torch
     from peft import PeftModel
 
-    from engine.models import load_model
+    from engine.models.load import load_model
 
     run, adapter, what = run_adapter(db_path, spec)
     log(f"run {run['id']} ({run['status']}): exporting {what}")

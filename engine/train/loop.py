@@ -60,7 +60,7 @@ def build_model(cfg, device: str | None = None) -> tuple[Any, Any, str, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from engine.models import default_device, load_model
+    from engine.models.load import default_device, load_model
 
     device = device or default_device()
     weights_dtype, autocast = precision_for(cfg, device)
@@ -189,7 +189,7 @@ def plan(cfg, n_train: int) -> tuple[int, int]:
 def _gpu_metrics(device: str) -> dict[str, float]:
     import torch
 
-    from engine.memory import peak_rss_gb
+    from engine.models.memory import peak_rss_gb
 
     if not device.startswith("cuda"):
         return {"peak_rss_gb": peak_rss_gb()}
@@ -203,20 +203,27 @@ def _gpu_metrics(device: str) -> dict[str, float]:
 def memory_record(cfg, s: Setup) -> dict:
     """The memory estimate for this run's device, recorded in its summary beside the measured
     peak (filled in at the end by measured_memory)."""
-    from engine.memory import estimate_memory
+    from engine.models.memory import estimate_memory
 
     try:
-        est = estimate_memory(cfg.model, cfg, longest=s.data.report.longest_kept or None,
-                              device=s.device.split(":")[0])
+        est = estimate_memory(
+            cfg.model,
+            cfg,
+            longest=s.data.report.longest_kept or None,
+            device=s.device.split(":")[0],
+        )
     except Exception as exc:  # noqa: BLE001 - an estimate is advice; the run goes on
         return {"memory_estimate_error": str(exc)}
-    return {"memory_device": est.device, "memory_estimate_gb": est.total_gb,
-            "memory_estimate_parts": est.breakdown}
+    return {
+        "memory_device": est.device,
+        "memory_estimate_gb": est.total_gb,
+        "memory_estimate_parts": est.breakdown,
+    }
 
 
 def measured_memory(record: dict, device: str) -> dict:
     """The measured peak beside the estimate, and their ratio (measured / estimated)."""
-    from engine.memory import peak_memory
+    from engine.models.memory import peak_memory
 
     out = dict(record)
     peak = peak_memory(device)
@@ -226,7 +233,8 @@ def measured_memory(record: dict, device: str) -> dict:
     if record.get("memory_estimate_gb"):
         # The allocator's peak does not see the CUDA context: compare it without that term.
         expected = record["memory_estimate_gb"] - (
-            (record.get("memory_estimate_parts") or {}).get("runtime", 0) if cuda else 0)
+            (record.get("memory_estimate_parts") or {}).get("runtime", 0) if cuda else 0
+        )
         out["memory_ratio"] = round(peak["peak_memory_gb"] / max(expected, 1e-9), 3)
     return out
 
@@ -262,7 +270,7 @@ def train(
     """
     import torch
 
-    from engine.decoding import Cancelled
+    from engine.decode.generate import Cancelled
 
     stop = stop or threading.Event()
     out_dir = Path(out_dir)
@@ -298,7 +306,8 @@ def train(
     mem_record = memory_record(cfg, s)
     if main:
         runlog.update_run(
-            db, run_id,
+            db,
+            run_id,
             summary={**_summary(cfg, data, step, total, None, None, prior_elapsed), **mem_record},
         )
     model.train()

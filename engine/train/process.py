@@ -105,8 +105,8 @@ def create_train_run(cfg: TrainConfig, db_path: str | Path) -> tuple[int, TrainC
         db, "train", cfg.to_dict(), model=cfg.model, data_path=cfg.train_data, name=cfg.name
     )
     identity = _identity(db_path, runlog.get_run(db, run_id))
-    out_dir = Path(cfg.out_dir).resolve() if cfg.out_dir else default_run_dir(
-        db_path, run_id, identity
+    out_dir = (
+        Path(cfg.out_dir).resolve() if cfg.out_dir else default_run_dir(db_path, run_id, identity)
     )
     try:
         claim_run_dir(out_dir, identity)
@@ -284,8 +284,10 @@ def execute(
         micro_batch = stored.pop(MICRO_BATCH_KEY, None)
         cfg = config_from_dict(stored)
         if micro_batch:
-            log(f"micro-batches of {micro_batch} (batches of {cfg.batch_size} split; the "
-                f"effective batch {cfg.effective_batch} is unchanged)")
+            log(
+                f"micro-batches of {micro_batch} (batches of {cfg.batch_size} split; the "
+                f"effective batch {cfg.effective_batch} is unchanged)"
+            )
         with _Signals(stop, log, catch_int):
             summary = train(
                 cfg,
@@ -304,7 +306,9 @@ def execute(
         runlog.finish_run(db, run_id, "failed", error=f"stored config is not valid: {exc}")
         return "failed"
     except KeyboardInterrupt:
-        _finish(db, run_id, "interrupted", error="aborted by Ctrl-C; resume from the last checkpoint")
+        _finish(
+            db, run_id, "interrupted", error="aborted by Ctrl-C; resume from the last checkpoint"
+        )
         raise
     except BaseException as exc:
         full = _is_disk_full(exc, out_dir)
@@ -352,10 +356,19 @@ def resume_foreground(
         run = claim_for_resume(db_path, run_id, restart=restart, overrides=overrides, log=log)
     if _nproc(run) > 1:
         out_dir = run_out_dir(db_path, run)
-        return _run_group(db_path, run_id, out_dir, _nproc(run), progress, log, resume=True,
-                          restart=restart)
-    execute(db_path, run_id, resume=True, progress=progress, log=log, catch_int=True,
-            restart=restart, **kw)
+        return _run_group(
+            db_path, run_id, out_dir, _nproc(run), progress, log, resume=True, restart=restart
+        )
+    execute(
+        db_path,
+        run_id,
+        resume=True,
+        progress=progress,
+        log=log,
+        catch_int=True,
+        restart=restart,
+        **kw,
+    )
     return run_id
 
 
@@ -529,7 +542,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     log(f"run {args.run_id}: pid {os.getpid()}, db {args.db}")
     status = execute(
-        args.db, args.run_id, resume=args.resume, progress=progress, log=log, stop=stop,
+        args.db,
+        args.run_id,
+        resume=args.resume,
+        progress=progress,
+        log=log,
+        stop=stop,
         restart=args.restart,
     )
     log(f"run {args.run_id} ended: {status}")

@@ -21,9 +21,9 @@ VAL_METRICS = (
 
 
 def score_generations(examples: list, generations: list, registry: Any, formats: str) -> dict:
-    """The val_* shares for answers to `examples` (engine.metrics.score on each)."""
-    from engine.evaluate import schema_of
-    from engine.metrics import score
+    """The val_* shares for answers to `examples` (engine.evaluate.metrics.score on each)."""
+    from engine.evaluate.metrics import score
+    from engine.evaluate.run import schema_of
 
     n = len(examples)
     if not n:
@@ -50,12 +50,14 @@ class ValEvaluator:
     """Decodes and scores the validation slice; one per run (the formats are found once)."""
 
     def __init__(self, cfg, setup):
-        from engine.evaluate import default_formats
+        from engine.evaluate.run import default_formats
 
         self.cfg, self.s = cfg, setup
         self.examples = list(setup.data.val_examples[: cfg.val_eval_limit])
         self.registry = setup.data.registry
-        self.formats = default_formats(self.examples, self.registry)[0] if self.examples else "lenient"
+        self.formats = (
+            default_formats(self.examples, self.registry)[0] if self.examples else "lenient"
+        )
         self.total_s = 0.0  # seconds spent in this evaluation, over the run
         self.count = 0
 
@@ -64,12 +66,12 @@ class ValEvaluator:
         return bool(self.examples)
 
     def __call__(self, stop: Any = None) -> dict | None:
-        """The val_* metrics and val_eval_s, or None when off. Raises engine.decoding.Cancelled
+        """The val_* metrics and val_eval_s, or None when off. Raises engine.decode.generate.Cancelled
         when `stop` is set meanwhile (the time spent still counts)."""
         if not self.enabled:
             return None
-        from engine.decoding import DecodingConfig, Generator
-        from engine.evaluate import schema_of
+        from engine.decode.generate import DecodingConfig, Generator
+        from engine.evaluate.run import schema_of
 
         cfg, s = self.cfg, self.s
         t0 = time.perf_counter()
@@ -77,9 +79,7 @@ class ValEvaluator:
         try:
             # Generator puts the model in eval mode (no LoRA dropout; gradient checkpointing
             # is only active in training mode) and passes use_cache=True to every forward.
-            gen = Generator(
-                cfg.model, model=s.model, tokenizer=s.tok, template=cfg.prompt_template
-            )
+            gen = Generator(cfg.model, model=s.model, tokenizer=s.tok, template=cfg.prompt_template)
             items = [(e.prompt, e.schema_id, schema_of(e, self.registry)) for e in self.examples]
             outs = gen.generate(
                 items,

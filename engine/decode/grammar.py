@@ -61,7 +61,9 @@ def _compiler(tokenizer, vocab_size: int | None):
     return entry
 
 
-def compile_grammar(tokenizer, schema: dict, formats: str = "lenient", vocab_size: int | None = None):
+def compile_grammar(
+    tokenizer, schema: dict, formats: str = "lenient", vocab_size: int | None = None
+):
     """The compiled grammar for `schema` with this tokenizer (cached)."""
     _tok, _vs, _info, compiler, cache = _compiler(tokenizer, vocab_size)
     key = (json.dumps(schema, sort_keys=True), formats)
@@ -86,7 +88,8 @@ class SchemaMask:
 
         self.vocab_size = vocab_size
         self.matchers = [
-            None if s is None
+            None
+            if s is None
             else xgr.GrammarMatcher(compile_grammar(tokenizer, s, formats, vocab_size))
             for s in schemas
         ]
@@ -104,11 +107,15 @@ class SchemaMask:
                 indices.append(i)
         if indices:
             mask = self.bitmask[: len(rows)].to(logits.device)
-            xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=self.vocab_size, indices=indices)
+            xgr.apply_token_bitmask_inplace(
+                logits, mask, vocab_size=self.vocab_size, indices=indices
+            )
 
     def accept(self, row: int, token_id: int) -> bool:
         matcher = self.matchers[row]
-        return True if matcher is None or matcher.is_terminated() else matcher.accept_token(token_id)
+        return (
+            True if matcher is None or matcher.is_terminated() else matcher.accept_token(token_id)
+        )
 
     def completed(self, row: int) -> bool:
         matcher = self.matchers[row]
@@ -116,7 +123,11 @@ class SchemaMask:
 
 
 def grammar_disagreement(
-    tokenizer, schema: dict, target_text: str, formats: str = "lenient", vocab_size: int | None = None
+    tokenizer,
+    schema: dict,
+    target_text: str,
+    formats: str = "lenient",
+    vocab_size: int | None = None,
 ) -> str | None:
     """Why the grammar would not let the model write `target_text` (the expected output as
     trained), or None when it accepts it in full."""

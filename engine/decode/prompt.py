@@ -18,7 +18,9 @@ from typing import Any
 
 TEMPLATES = ("schemalab", "edgejson", "chat", "schema-in-prompt")
 DEFAULT_TEMPLATE = "schemalab"
-EDGEJSON_PROMPT = "Extract the structured JSON data from the following text.\n\nInput: {prompt}\n\nOutput:"
+EDGEJSON_PROMPT = (
+    "Extract the structured JSON data from the following text.\n\nInput: {prompt}\n\nOutput:"
+)
 # Schema keys that say nothing about the answer's shape; left out of `schema-in-prompt`.
 _NOISE_KEYS = ("$schema", "$id", "description", "title", "examples")
 
@@ -29,7 +31,9 @@ class TemplateError(ValueError):
 
 def check_template(template: str) -> str:
     if template not in TEMPLATES:
-        raise TemplateError(f"unknown prompt_template {template!r}; choose one of {', '.join(TEMPLATES)}")
+        raise TemplateError(
+            f"unknown prompt_template {template!r}; choose one of {', '.join(TEMPLATES)}"
+        )
     return template
 
 
@@ -60,13 +64,19 @@ def render_prompt(
         return EDGEJSON_PROMPT.format(prompt=prompt)
     if template == "schema-in-prompt":
         if schema is None:
-            raise TemplateError(f"prompt_template schema-in-prompt needs the schema of {schema_id!r}")
-        return (f"### Schema: {schema_id}\n{compact_schema(schema)}\n### Text:\n{prompt.strip()}\n"
-                "### JSON:\n")
+            raise TemplateError(
+                f"prompt_template schema-in-prompt needs the schema of {schema_id!r}"
+            )
+        return (
+            f"### Schema: {schema_id}\n{compact_schema(schema)}\n### Text:\n{prompt.strip()}\n"
+            "### JSON:\n"
+        )
     if template == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise TemplateError("prompt_template chat needs a tokenizer with a chat template "
-                                "(an instruct model); use schemalab for base models")
+            raise TemplateError(
+                "prompt_template chat needs a tokenizer with a chat template "
+                "(an instruct model); use schemalab for base models"
+            )
         request = f"Extract the {schema_id} JSON object from this text.\n\n{prompt.strip()}"
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True

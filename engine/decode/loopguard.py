@@ -59,6 +59,7 @@ WIND_DOWN_STRING = 24  # characters a value string may still take once the budge
 MAX_NUMBER = 32  # characters; EdgeJSON v3's longest number is 11 (-121.499364)
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 
+
 def wind_down_reserve(max_new_tokens: int) -> int:
     """How many tokens before the cap the guard starts closing what is open: an eighth of the
     budget, at least 64 tokens, at most half of it."""
@@ -108,7 +109,9 @@ class TokenTable:
 
         texts = texts[:vocab_size]
         number = torch.zeros(vocab_size, dtype=torch.bool)
-        number[: len(texts)] = torch.tensor([t[:1] in _NUMBER_CHARS for t in texts], dtype=torch.bool)
+        number[: len(texts)] = torch.tensor(
+            [t[:1] in _NUMBER_CHARS for t in texts], dtype=torch.bool
+        )
         quote = torch.zeros(vocab_size, dtype=torch.bool)
         comma = torch.zeros((3, MAX_CLOSE_DEPTH + 1, vocab_size), dtype=torch.bool)
         for token_id, text in enumerate(texts):
@@ -119,8 +122,9 @@ class TokenTable:
             for mode, depths in enumerate(commas):
                 for k in depths:
                     comma[mode, k, token_id] = True
-        self.quote, self.number, self.comma = (t.to(device) if device is not None else t
-                                               for t in (quote, number, comma))
+        self.quote, self.number, self.comma = (
+            t.to(device) if device is not None else t for t in (quote, number, comma)
+        )
         self.texts = texts
         self._repeat_masks: dict[str, Any] = {}
 
@@ -135,7 +139,8 @@ class TokenTable:
             cycle = unit * 2
             mask = torch.zeros(self.quote.shape[0], dtype=torch.bool)
             mask[: len(self.texts)] = torch.tensor(
-                [bool(t.strip()) and t in cycle for t in self.texts], dtype=torch.bool)
+                [bool(t.strip()) and t in cycle for t in self.texts], dtype=torch.bool
+            )
             mask = mask.to(self.quote.device)
             self._repeat_masks[unit] = mask
         return mask
@@ -143,7 +148,7 @@ class TokenTable:
 
 def token_texts(tokenizer, vocab_size: int | None = None) -> list[str]:
     """Each token's text as the grammar sees it (xgrammar's decoded vocabulary)."""
-    from engine.constrained import _compiler
+    from engine.decode.grammar import _compiler
 
     _tok, _vs, info, _compiler_obj, _cache = _compiler(tokenizer, vocab_size)
     return [b.decode("utf-8", errors="replace") for b in info.decoded_vocab]
@@ -162,8 +167,12 @@ def token_table(tokenizer, vocab_size: int, device=None) -> TokenTable:
 # ----------------------------------------------------------------- the scanner
 
 
-def repeated_tail(text: str, min_len: int = REPEAT_MIN, times: int = REPEAT_TIMES,
-                  max_period: int = REPEAT_MAX_PERIOD) -> str | None:
+def repeated_tail(
+    text: str,
+    min_len: int = REPEAT_MIN,
+    times: int = REPEAT_TIMES,
+    max_period: int = REPEAT_MAX_PERIOD,
+) -> str | None:
     """The end of `text` when it is one piece of at least `min_len` characters written `times`
     times in a row (a short period counts once it spans `min_len`: "abab..." of 8 counts), else
     None."""
@@ -181,8 +190,17 @@ def repeated_tail(text: str, min_len: int = REPEAT_MIN, times: int = REPEAT_TIME
 
 
 class _Frame:
-    __slots__ = ("array", "count", "done", "dups", "expect_key", "flagged", "items", "keys",
-                 "start")
+    __slots__ = (
+        "array",
+        "count",
+        "done",
+        "dups",
+        "expect_key",
+        "flagged",
+        "items",
+        "keys",
+        "start",
+    )
 
     def __init__(self, array: bool, start: int):
         self.array = array
@@ -200,13 +218,17 @@ class JsonScanner:
     """Follows the JSON structure of one row's output, fed text piece by piece, and says which
     tokens the loop guard forbids next (`restriction`). `fired` counts the constructs flagged."""
 
-    def __init__(self, prompt_text: str = "", max_items: int | None = None,
-                 max_string: int | None = None):
+    def __init__(
+        self, prompt_text: str = "", max_items: int | None = None, max_string: int | None = None
+    ):
         self.prompt = prompt_text
         words = len(_WORDS.findall(prompt_text))
         self.max_items = max_items if max_items is not None else max(MIN_ITEMS, words)
-        self.max_string = max_string if max_string is not None else max(REPEAT_MIN * REPEAT_TIMES,
-                                                                         len(prompt_text))
+        self.max_string = (
+            max_string
+            if max_string is not None
+            else max(REPEAT_MIN * REPEAT_TIMES, len(prompt_text))
+        )
         self.text = ""
         self.stack: list[_Frame] = []
         self.lexer = JsonLexer()
@@ -274,7 +296,9 @@ class JsonScanner:
                     self._scalar(top, i)
                     top.start, top.done = i + 1, False
                     if not top.flagged and top.count + 1 >= self.max_items:  # the last item begins
-                        self._flag(top, f"array at its bound of {self.max_items} items (prompt words)")
+                        self._flag(
+                            top, f"array at its bound of {self.max_items} items (prompt words)"
+                        )
                 else:
                     top.expect_key = True
             elif kind == COLON and self.stack and not self.stack[-1].array:
@@ -352,7 +376,7 @@ class JsonScanner:
             tail = self._repeated_tail()
             if tail is None:
                 return
-            reason = f"string repeats {tail[-REPEAT_MIN * 2:]!r}"
+            reason = f"string repeats {tail[-REPEAT_MIN * 2 :]!r}"
             self.repeat_units = [tail[: len(tail) // REPEAT_TIMES]]
         self.string_forced = True
         self.fired += 1
@@ -367,7 +391,9 @@ class JsonScanner:
         length = len(self.text) - self.string_start
         if length < REPEAT_MIN * REPEAT_TIMES:
             return None
-        window = self.text[max(self.string_start, len(self.text) - REPEAT_TIMES * REPEAT_MAX_PERIOD):]
+        window = self.text[
+            max(self.string_start, len(self.text) - REPEAT_TIMES * REPEAT_MAX_PERIOD) :
+        ]
         tail = repeated_tail(window)
         return None if tail is None or tail in self.prompt else tail
 
@@ -379,7 +405,7 @@ class JsonScanner:
         unit = tail[: len(tail) // REPEAT_TIMES]
         if not any(unit in known * 3 for known in self.repeat_units):  # not a rotation of one
             self.repeat_units.append(unit)
-            self.reasons.append(f"string repeats {tail[-REPEAT_MIN * 2:]!r} too")
+            self.reasons.append(f"string repeats {tail[-REPEAT_MIN * 2 :]!r} too")
 
     def restriction(self) -> tuple[int, list[int], str] | None:
         """(start mode, separator depths k to forbid, what must end with the next token:
@@ -394,8 +420,9 @@ class JsonScanner:
             return None
         mode = 0 if not self.in_string else 2 if self.escaped else 1
         top = len(self.stack) - 1
-        depths = [top - d for d, f in enumerate(self.stack)
-                  if f.flagged and top - d <= MAX_CLOSE_DEPTH]
+        depths = [
+            top - d for d, f in enumerate(self.stack) if f.flagged and top - d <= MAX_CLOSE_DEPTH
+        ]
         if pending is not None:
             depths.append(pending)
         return mode, depths, end
@@ -423,8 +450,14 @@ class LoopGuard:
     """Scanners for one batch (None where a row is not constrained) and the logits restriction
     they call for."""
 
-    def __init__(self, tokenizer, constrained: list[bool], prompt_texts: list[str], vocab_size: int,
-                 device=None):
+    def __init__(
+        self,
+        tokenizer,
+        constrained: list[bool],
+        prompt_texts: list[str],
+        vocab_size: int,
+        device=None,
+    ):
         self.table = token_table(tokenizer, vocab_size, device)
         self.scanners = [JsonScanner(p) if on else None for on, p in zip(constrained, prompt_texts)]
 

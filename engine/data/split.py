@@ -34,9 +34,12 @@ class SplitResult:
 
     def to_dict(self) -> dict:
         return {
-            "train": str(self.train_path), "test": str(self.test_path),
-            "n_train": self.n_train, "n_test": self.n_test,
-            "by_group": self.by_group, "skipped": self.skipped,
+            "train": str(self.train_path),
+            "test": str(self.test_path),
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "by_group": self.by_group,
+            "skipped": self.skipped,
         }
 
 
@@ -79,7 +82,8 @@ def split_file(
     train_path = Path(train_out) if train_out else default_train
     test_path = Path(test_out) if test_out else default_test
     if train_path.resolve() == test_path.resolve() or path.resolve() in (
-        train_path.resolve(), test_path.resolve()
+        train_path.resolve(),
+        test_path.resolve(),
     ):
         raise SplitError("the train and test outputs must be two new files, not the input")
     for out in (train_path, test_path):

@@ -1,7 +1,7 @@
 """Validation of data sets: every problem an example can have, as typed findings.
 
-Loading problems come from engine.data; this module adds the content checks: json_schema,
-arithmetic (declared rules, engine.rules), ungrounded values, duplicates, train/test leaks,
+Loading problems come from engine.data.load; this module adds the content checks: json_schema,
+arithmetic (declared rules, engine.data.rules), ungrounded values, duplicates, train/test leaks,
 token lengths, and records the whole report in the run log as a `validate` run.
 """
 
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data import (
+from engine.data.grounding import Prompt, normalise_text
+from engine.data.load import (
     SchemaRegistry,
     file_sha256,
     find_schemas_dir,
@@ -24,15 +25,14 @@ from engine.data import (
     short_repr,
     shorten_middle,
 )
-from engine.grounding import Prompt, normalise_text
+from engine.data.rules import RuleError, RuleFailure, RuleSet, iter_violations, resolve_rules
+from engine.data.types import SEVERITIES, Example, Finding
 from engine.jsontools import (
     format_checker,  # noqa: F401 - the checker validation uses
     json_path,
     validator,
     walk_leaves,
 )
-from engine.rules import RuleError, RuleFailure, RuleSet, iter_violations, resolve_rules
-from engine.types import SEVERITIES, Example, Finding
 
 Progress = Callable[[int, int], None]
 
@@ -89,12 +89,15 @@ class ValidationReport:
         within = "within " + ("each file" if len(names) > 1 else (names[0] if names else "-"))
         parts = [f"duplicates and leaks judged {within}"]
         if compared:
-            parts.append("between " + ", ".join(
-                f"{Path(a).name} and {Path(b).name}" for a, b in compared))
+            parts.append(
+                "between " + ", ".join(f"{Path(a).name} and {Path(b).name}" for a, b in compared)
+            )
         if skipped:
-            parts.append("not between " + ", ".join(
-                f"{Path(a).name} and {Path(b).name}" for a, b in skipped)
-                + " (versions of one data set)")
+            parts.append(
+                "not between "
+                + ", ".join(f"{Path(a).name} and {Path(b).name}" for a, b in skipped)
+                + " (versions of one data set)"
+            )
         return "; ".join(parts)
 
     @property
@@ -142,7 +145,7 @@ def validate_files(
 ) -> ValidationReport:
     """Load and check every file; `tokenizer` is a tokenizer or a model spec (e.g. "tiny").
 
-    Raises engine.models.ModelError only when a tokenizer spec cannot be loaded.
+    Raises engine.models.load.ModelError only when a tokenizer spec cannot be loaded.
     """
     paths = [Path(p) for p in paths]
     if schemas_dir is None and paths:
@@ -224,13 +227,19 @@ class _Capped:
     def result(self) -> list[Finding]:
         e = self.example
         for kind, (n, severity) in self.extra.items():
-            self.found.append(Finding(
-                kind, severity,
-                f"... and {'at least ' if kind in self.at_least else ''}{n} more {kind} "
-                f"finding{'s' if n != 1 else ''} in this example (the "
-                f"first {FINDINGS_PER_KIND} are listed); fix those and validate again",
-                e.id, e.line, None, e.file,
-            ))
+            self.found.append(
+                Finding(
+                    kind,
+                    severity,
+                    f"... and {'at least ' if kind in self.at_least else ''}{n} more {kind} "
+                    f"finding{'s' if n != 1 else ''} in this example (the "
+                    f"first {FINDINGS_PER_KIND} are listed); fix those and validate again",
+                    e.id,
+                    e.line,
+                    None,
+                    e.file,
+                )
+            )
         return self.found
 
 
@@ -255,8 +264,7 @@ class _ContentChecker:
         try:
             self._check(example, found)
         except RecursionError:
-            found.add("parse", "error", "nested too deeply to check; flatten the record",
-                      None)
+            found.add("parse", "error", "nested too deeply to check; flatten the record", None)
         return found.result()
 
     def _check(self, example: Example, found: _Capped) -> None:
@@ -282,9 +290,13 @@ class _ContentChecker:
                 )
             except Unresolvable as exc:
                 first = []
-                add("invalid_schema", "error",
+                add(
+                    "invalid_schema",
+                    "error",
                     f"schema {example.schema_id!r} has a reference that does not resolve "
-                    f"({shorten_middle(str(exc))}); fix the schema", None)
+                    f"({shorten_middle(str(exc))}); fix the schema",
+                    None,
+                )
             for error in first:
                 path = json_path(error.absolute_path)
                 add(
@@ -321,22 +333,25 @@ class _ContentChecker:
         out = []
         for rule, (message, n, first) in self._failed_rules.items():
             where = f"{Path(first.file).name}:{first.line}" if first.file else f"line {first.line}"
-            out.append(Finding(
-                "invalid_rules",
-                "error",
-                f"{rule.where()}: cannot be computed {message} on {n} example"
-                f"{'s' if n != 1 else ''} (first {first.id}, {where}); fix the rule: it is "
-                "not checked where it fails",
-                file=rule.source,
-            ))
+            out.append(
+                Finding(
+                    "invalid_rules",
+                    "error",
+                    f"{rule.where()}: cannot be computed {message} on {n} example"
+                    f"{'s' if n != 1 else ''} (first {first.id}, {where}); fix the rule: it is "
+                    "not checked where it fails",
+                    file=rule.source,
+                )
+            )
         return out
 
 
 # --- grounding ------------------------------------------------------------------------------
 
+
 def ungrounded_values(prompt: str, expected: Any, schema: dict | None = None):
     """(path, value, is_enum) for each leaf of `expected` that the prompt does not contain
-    (engine.grounding decides; booleans and nulls are skipped)."""
+    (engine.data.grounding decides; booleans and nulls are skipped)."""
     text = Prompt(prompt)
     for path, value, leaf_schema in walk_leaves(expected, "$", schema):
         if text.contains(value) is False:
@@ -351,7 +366,7 @@ def comparisons(files: list[str]) -> tuple[list[list[str]], list[list[str]]]:
     compared with itself), and which are not because they are two versions of one data set."""
     compared, skipped = [], []
     for i, a in enumerate(files):
-        for b in files[i + 1:]:
+        for b in files[i + 1 :]:
             (skipped if other_versions(a, b) else compared).append([a, b])
     return compared, skipped
 
@@ -381,26 +396,42 @@ def duplicate_findings(examples: list[Example]) -> list[Finding]:
             if e.split == "test":
                 t = next((x for x in group if x.split == "train" and comparable(x, e)), None)
                 if t is not None:
-                    found.append(Finding(
-                        "leak",
-                        "error",
-                        f"test example has the same prompt as train example {t.id} "
-                        f"({_where(t)}); remove it from one split or the test score is inflated",
-                        e.id, e.line, None, e.file,
-                    ))
+                    found.append(
+                        Finding(
+                            "leak",
+                            "error",
+                            f"test example has the same prompt as train example {t.id} "
+                            f"({_where(t)}); remove it from one split or the test score is inflated",
+                            e.id,
+                            e.line,
+                            None,
+                            e.file,
+                        )
+                    )
                     continue
             # A test example repeated in train is reported once, as that test example's leak.
-            first = next((x for x in group[:i] if comparable(x, e)
-                          and not (x.split == "test" and e.split == "train")), None)
+            first = next(
+                (
+                    x
+                    for x in group[:i]
+                    if comparable(x, e) and not (x.split == "test" and e.split == "train")
+                ),
+                None,
+            )
             if first is None:
                 continue
             differs = " with a different expected output" if e.expected != first.expected else ""
-            found.append(Finding(
-                "duplicate",
-                "warning",
-                f"same prompt as {first.id} ({_where(first)}){differs}; delete one of them",
-                e.id, e.line, None, e.file,
-            ))
+            found.append(
+                Finding(
+                    "duplicate",
+                    "warning",
+                    f"same prompt as {first.id} ({_where(first)}){differs}; delete one of them",
+                    e.id,
+                    e.line,
+                    None,
+                    e.file,
+                )
+            )
     return found
 
 
@@ -410,7 +441,7 @@ def _where(e: Example) -> str:
 
 def _lengths(examples: list[Example], tokenizer) -> tuple[list[int], list[int]]:
     """(prompt template + target + EOS, target alone) token counts per example."""
-    from engine.prompt import render_prompt, render_target
+    from engine.decode.prompt import render_prompt, render_target
 
     prompts = [render_prompt(e.prompt, e.schema_id) for e in examples]
     targets = [render_target(e.expected) for e in examples]
@@ -440,7 +471,7 @@ def length_findings(
             )
         ]
     if isinstance(tokenizer, str):
-        from engine.models import load_tokenizer
+        from engine.models.load import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer)
     totals, targets = _lengths(examples, tokenizer)

@@ -3,7 +3,7 @@
 The decoding loop is written out over the model's forward pass with a KV cache: prompts are
 left-padded and grouped by length, each sequence stops as soon as its top-level JSON object
 closes (or at EOS), finished sequences leave the batch, and an optional xgrammar mask keeps the
-output inside the example's JSON Schema. The prompt is `engine.prompt.render_prompt`, exactly as
+output inside the example's JSON Schema. The prompt is `engine.decode.prompt.render_prompt`, exactly as
 in training. torch, transformers, peft and xgrammar are imported inside the functions that need them.
 """
 
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.prompt import (
+from engine.decode.prompt import (
     DEFAULT_TEMPLATE,
     check_template,
     prompt_adds_special_tokens,
     render_prompt,
 )
-from engine.stop import JsonCloseTracker
+from engine.decode.stop import JsonCloseTracker
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ STOP_RULES = ("json", "eos")
 PRESETS: dict[str, DecodingConfig] = {
     "greedy": DecodingConfig(),
     # The published workaround for small models that loop: mild sampling plus a repetition penalty.
-    "loop-guard": DecodingConfig(do_sample=True, temperature=0.2, top_p=0.9, repetition_penalty=1.2),
+    "loop-guard": DecodingConfig(
+        do_sample=True, temperature=0.2, top_p=0.9, repetition_penalty=1.2
+    ),
     "sample": DecodingConfig(do_sample=True, temperature=0.7, top_p=0.95),
 }
 
@@ -68,10 +70,14 @@ class Cancelled(Exception):
     """Generation stopped because its cancel signal was set."""
 
 
-def decoding_from(preset: str = "greedy", overrides: list[str] | tuple[str, ...] = ()) -> DecodingConfig:
+def decoding_from(
+    preset: str = "greedy", overrides: list[str] | tuple[str, ...] = ()
+) -> DecodingConfig:
     """A preset with `key=value` overrides applied, e.g. decoding_from("greedy", ["max_new_tokens=256"])."""
     if preset not in PRESETS:
-        raise DecodingError(f"unknown decoding preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise DecodingError(
+            f"unknown decoding preset {preset!r}; choose one of {', '.join(PRESETS)}"
+        )
     cfg = PRESETS[preset]
     fields = {f.name: f for f in dataclasses.fields(DecodingConfig)}
     changes: dict[str, Any] = {}
@@ -125,7 +131,7 @@ def config_problems(cfg: DecodingConfig) -> list[str]:
 class Generation:
     """One generated answer. `finish`: json_closed, eos, max_tokens, cancelled or grammar_error.
     `loop_guard_fired`: how many runaway arrays, strings or numbers the loop guard of
-    constrained decoding had to close (engine.loopguard); 0 when unconstrained."""
+    constrained decoding had to close (engine.decode.loopguard); 0 when unconstrained."""
 
     text: str
     n_tokens: int
@@ -181,13 +187,20 @@ def resolve_adapter(adapter: str | Path, db: Any = None) -> tuple[Path, int | No
     ckpts = runlog.checkpoints(database, run_id)
     final = Path(run["out_dir"]) / "adapter" if run.get("out_dir") else None
     kept = [c for c in ckpts if on_disk(Path(c["path"]))]
-    choices = ", ".join([f"{run_id}:step-{c['step']}" for c in kept]
-                        + ([f"{run_id}:final"] if on_disk(final) else [])) or "none on disk"
+    choices = (
+        ", ".join(
+            [f"{run_id}:step-{c['step']}" for c in kept]
+            + ([f"{run_id}:final"] if on_disk(final) else [])
+        )
+        or "none on disk"
+    )
     if which.startswith("step-"):
         step = int(match.group(3))
         folder = next((on_disk(Path(c["path"])) for c in kept if c["step"] == step), None)
         if folder is None:
-            raise DecodingError(f"run {run_id} has no checkpoint at step {step}; use one of: {choices}")
+            raise DecodingError(
+                f"run {run_id} has no checkpoint at step {step}; use one of: {choices}"
+            )
         return folder, run_id
     if which == "final":
         if on_disk(final) is None:
@@ -247,7 +260,7 @@ class _Detokenizer:
 class Generator:
     """A loaded model (plus optional LoRA adapter) that turns prompts into JSON answers."""
 
-    # Constrained decoding closes runaway arrays, strings and numbers (engine.loopguard); False
+    # Constrained decoding closes runaway arrays, strings and numbers (engine.decode.loopguard); False
     # turns that off, e.g. to measure how many answers would otherwise run to the token cap.
     loop_guard: bool = True
 
@@ -268,7 +281,7 @@ class Generator:
         self.adapter_path: Path | None = None
         self.adapter_run_id: int | None = None
         if model is None:
-            from engine.models import load_model
+            from engine.models.load import load_model
 
             model, tokenizer = load_model(model_spec, device=device, dtype=dtype)
         if adapter:
@@ -285,7 +298,9 @@ class Generator:
 
     def encode(self, prompt: str, schema_id: str, schema: dict | None = None) -> list[int]:
         """Token ids of the prompt as training sees it (under `self.template`)."""
-        text = render_prompt(prompt, schema_id, self.template, schema=schema, tokenizer=self.tokenizer)
+        text = render_prompt(
+            prompt, schema_id, self.template, schema=schema, tokenizer=self.tokenizer
+        )
         special = prompt_adds_special_tokens(self.template)
         return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
@@ -336,8 +351,11 @@ class Generator:
         """Text pieces of one answer as they are generated; stops quietly when cancelled. The
         finished answer's figures are in `self.last` afterwards."""
         loop = self._run(
-            [self.encode(prompt, schema_id, schema)], [schema if constrained else None],
-            cfg or DecodingConfig(), cancel, formats,
+            [self.encode(prompt, schema_id, schema)],
+            [schema if constrained else None],
+            cfg or DecodingConfig(),
+            cancel,
+            formats,
         )
         while True:
             try:
@@ -349,8 +367,14 @@ class Generator:
                 if piece:
                     yield piece
 
-    def _run(self, prompts: list[list[int]], schemas: list[dict | None], cfg: DecodingConfig,
-             cancel: Any, formats: str):
+    def _run(
+        self,
+        prompts: list[list[int]],
+        schemas: list[dict | None],
+        cfg: DecodingConfig,
+        cancel: Any,
+        formats: str,
+    ):
         """The decoding loop over one batch: yields [(row, text piece)] per step, returns the
         Generations."""
         import torch
@@ -359,18 +383,21 @@ class Generator:
         state = _BatchState(prompts, tok.pad_token_id, self.device)
         mask = None
         if any(s is not None for s in schemas):
-            from engine.constrained import SchemaMask
+            from engine.decode.grammar import SchemaMask
 
             mask = SchemaMask(tok, schemas, formats, self.vocab_size)
         guard = None
         if mask is not None and self.loop_guard:
-            from engine.loopguard import LoopGuard, wind_down_reserve
+            from engine.decode.loopguard import LoopGuard, wind_down_reserve
 
             # Data bounds come from the prompt's text (the grammar is compiled per schema).
-            texts_in = [tok.decode(p, skip_special_tokens=True) if s is not None else ""
-                        for p, s in zip(prompts, schemas)]
-            guard = LoopGuard(tok, [s is not None for s in schemas], texts_in, self.vocab_size,
-                              self.device)
+            texts_in = [
+                tok.decode(p, skip_special_tokens=True) if s is not None else ""
+                for p, s in zip(prompts, schemas)
+            ]
+            guard = LoopGuard(
+                tok, [s is not None for s in schemas], texts_in, self.vocab_size, self.device
+            )
             wind_down_at = cfg.max_new_tokens - wind_down_reserve(cfg.max_new_tokens)
         rng = torch.Generator(device="cpu").manual_seed(cfg.seed) if cfg.do_sample else None
         presence = state.presence(self.vocab_size) if cfg.repetition_penalty != 1.0 else None
@@ -437,8 +464,14 @@ class Generator:
                 rest = detoks[r].flush()
                 texts[r] += rest
         return [
-            Generation(texts[r], n_tokens[r], latency[r], finish[r] == "max_tokens", finish[r],
-                       loop_guard_fired=guard.fired(r) if guard is not None else 0)
+            Generation(
+                texts[r],
+                n_tokens[r],
+                latency[r],
+                finish[r] == "max_tokens",
+                finish[r],
+                loop_guard_fired=guard.fired(r) if guard is not None else 0,
+            )
             for r in range(n)
         ]
 
@@ -475,7 +508,9 @@ class _BatchState:
         """[rows, vocab] bool: which tokens each row's prompt holds (for the repetition penalty)."""
         import torch
 
-        out = torch.zeros((len(self.active), vocab_size), dtype=torch.bool, device=self.input_ids.device)
+        out = torch.zeros(
+            (len(self.active), vocab_size), dtype=torch.bool, device=self.input_ids.device
+        )
         out.scatter_(1, self.input_ids, self.attention.bool())
         return out
 
@@ -484,8 +519,11 @@ class _BatchState:
 
         self.cache = DynamicCache()
         out = model(
-            input_ids=self.input_ids, attention_mask=self.attention, position_ids=self.positions,
-            past_key_values=self.cache, use_cache=True,
+            input_ids=self.input_ids,
+            attention_mask=self.attention,
+            position_ids=self.positions,
+            past_key_values=self.cache,
+            use_cache=True,
         )
         self.cache = out.past_key_values
         return out.logits[:, -1, :]
@@ -506,11 +544,16 @@ class _BatchState:
     def step(self, model, tokens):
         import torch
 
-        ones = torch.ones((len(self.active), 1), dtype=self.attention.dtype, device=self.attention.device)
+        ones = torch.ones(
+            (len(self.active), 1), dtype=self.attention.dtype, device=self.attention.device
+        )
         self.attention = torch.cat([self.attention, ones], dim=1)
         out = model(
-            input_ids=tokens.view(-1, 1).to(self.attention.device), attention_mask=self.attention,
-            position_ids=self.next_pos.view(-1, 1), past_key_values=self.cache, use_cache=True,
+            input_ids=tokens.view(-1, 1).to(self.attention.device),
+            attention_mask=self.attention,
+            position_ids=self.next_pos.view(-1, 1),
+            past_key_values=self.cache,
+            use_cache=True,
         )
         self.cache = out.past_key_values
         self.next_pos = self.next_pos + 1

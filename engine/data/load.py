@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urlsplit
 
-from engine.types import COMPLEXITIES, Example, Finding
+from engine.data.types import COMPLEXITIES, Example, Finding
 
 BOM = codecs.BOM_UTF8
 # Deepest nesting of objects and arrays a record or schema may have. Real extraction targets are
@@ -173,7 +173,7 @@ def _check_fragment(document: dict, fragment: str, ref: str) -> None:
         except KeyError:
             raise RefError(f"$ref {ref!r} points at nothing in the schema") from None
     elif not any(s.get("$id") == "#" + fragment for s in _subschemas(document)):
-        raise RefError(f"$ref {ref!r} names no `$id: \"#{fragment}\"` in the schema")
+        raise RefError(f'$ref {ref!r} names no `$id: "#{fragment}"` in the schema')
 
 
 def bundle_refs(schema: dict, source: Path | None = None, folder: Path | None = None) -> dict:
@@ -311,8 +311,10 @@ class SchemaRegistry:
         try:
             schema = parse_json_line(file.read_bytes().decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            bad(f"schema file {file} cannot be read as JSON ({shorten(str(exc))}); fix it or "
-                "remove it")
+            bad(
+                f"schema file {file} cannot be read as JSON ({shorten(str(exc))}); fix it or "
+                "remove it"
+            )
             self._rejected.setdefault(schema_id, f"{file.name} is not valid JSON")
             return
         problem = _schema_problem(schema)
@@ -719,8 +721,17 @@ def discover_datasets(paths: list[str | Path]) -> list[DatasetInfo]:
             loaded = load_examples(file, registries[schemas_dir])
         except Exception as exc:  # noqa: BLE001 - one bad file never hides the others
             infos.append(
-                DatasetInfo(file, f"{file.parent.name}/{file.stem}", 0, [], {}, schemas_dir,
-                            split_from_name(file), 1, shorten(f"{type(exc).__name__}: {exc}"))
+                DatasetInfo(
+                    file,
+                    f"{file.parent.name}/{file.stem}",
+                    0,
+                    [],
+                    {},
+                    schemas_dir,
+                    split_from_name(file),
+                    1,
+                    shorten(f"{type(exc).__name__}: {exc}"),
+                )
             )
             continue
         infos.append(

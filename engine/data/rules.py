@@ -168,18 +168,28 @@ def _check_node(node: ast.AST, text: str) -> None:
         low, high = ARITY[name]
         if not low <= len(node.args) <= high:
             wanted = f"{low}" if low == high else f"{low} to {high}"
-            raise RuleError([(f"expression {text!r}: {name}() takes {wanted} arguments, "
-                              f"not {len(node.args)}")])
+            raise RuleError(
+                [(f"expression {text!r}: {name}() takes {wanted} arguments, not {len(node.args)}")]
+            )
         if name == "round" and len(node.args) == 2:
             digits = node.args[1]
             if isinstance(digits, ast.UnaryOp) and isinstance(digits.operand, ast.Constant):
-                digits = ast.Constant(-digits.operand.value
-                                      if isinstance(digits.op, ast.USub) else digits.operand.value)
+                digits = ast.Constant(
+                    -digits.operand.value
+                    if isinstance(digits.op, ast.USub)
+                    else digits.operand.value
+                )
             if isinstance(digits, ast.Constant) and not (
                 isinstance(digits.value, int) and abs(digits.value) <= MAX_ROUND_DIGITS
             ):
-                raise RuleError([(f"expression {text!r}: round()'s digits must be a whole "
-                                  f"number from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")])
+                raise RuleError(
+                    [
+                        (
+                            f"expression {text!r}: round()'s digits must be a whole "
+                            f"number from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}"
+                        )
+                    ]
+                )
         for arg in node.args:
             _check_node(arg, text)
     else:
@@ -201,8 +211,14 @@ def compile_expression(text: str) -> ast.Expression:
     if not isinstance(text, str) or not text.strip():
         raise RuleError([f"expression {text!r} is empty"])
     if len(text) > MAX_EXPRESSION_CHARS:
-        raise RuleError([(f"expression {_clip(text, 60)!r} is {len(text)} characters long; "
-                          f"keep it under {MAX_EXPRESSION_CHARS}")])
+        raise RuleError(
+            [
+                (
+                    f"expression {_clip(text, 60)!r} is {len(text)} characters long; "
+                    f"keep it under {MAX_EXPRESSION_CHARS}"
+                )
+            ]
+        )
     source = _SUM_STAR.sub(r"sum(\1, \2)", text.strip())
     if "[*]" in source:
         raise RuleError(
@@ -221,8 +237,14 @@ def compile_expression(text: str) -> ast.Expression:
         raise RuleError([f"expression {_clip(text)!r} is nested too deeply to read"]) from None
     # The tree has a few nodes per level of the expression (Expression, BinOp, operator, ...).
     if _depth(tree) > 2 * MAX_EXPRESSION_DEPTH:
-        raise RuleError([(f"expression {_clip(text)!r} nests more than {MAX_EXPRESSION_DEPTH} "
-                          "levels deep; split it into simpler rules")])
+        raise RuleError(
+            [
+                (
+                    f"expression {_clip(text)!r} nests more than {MAX_EXPRESSION_DEPTH} "
+                    "levels deep; split it into simpler rules"
+                )
+            ]
+        )
     _check_node(tree, text)
     return tree
 
@@ -303,8 +325,10 @@ def _call(node: ast.Call, scope: dict) -> float:
             return float(round(args[0]))
         digits = args[1]
         if digits != int(digits) or abs(digits) > MAX_ROUND_DIGITS:
-            raise RuleFailure(f"round()'s digits are {digits:g}, not a whole number from "
-                              f"-{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
+            raise RuleFailure(
+                f"round()'s digits are {digits:g}, not a whole number from "
+                f"-{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}"
+            )
         return round(args[0], int(digits))
     return {"min": min, "max": max, "abs": abs}[name](*args)
 
@@ -377,8 +401,11 @@ def parse_rules(data: Any, source: str) -> RuleSet:
 
 
 def _is_tolerance(value: Any) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and 0 <= value <= MAX_CONSTANT)
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and 0 <= value <= MAX_CONSTANT
+    )
 
 
 def _parse_rule(

@@ -158,7 +158,7 @@ def device_memory(device: str | None = None, card_gb: float | None = None) -> De
     if card_gb is not None:
         return DeviceMemory("cuda", float(card_gb), float(card_gb), planned=True)
     if device is None:
-        from engine.models import default_device
+        from engine.models.load import default_device
 
         device = default_device()
     kind = device.split(":")[0]
@@ -166,8 +166,9 @@ def device_memory(device: str | None = None, card_gb: float | None = None) -> De
         import torch
 
         index = torch.device(device).index
-        free, total = torch.cuda.mem_get_info(index if index is not None else
-                                              torch.cuda.current_device())
+        free, total = torch.cuda.mem_get_info(
+            index if index is not None else torch.cuda.current_device()
+        )
         return DeviceMemory("cuda", total / GB, free / GB)
     total, avail = host_memory()
     return DeviceMemory(kind, total, avail)
@@ -214,7 +215,8 @@ class MemoryEstimate:
             "device": self.device,
             "estimate_gb": self.total_gb,
             "available_gb": None if self.available_gb is None else round(self.available_gb, 3),
-            "total_memory_gb": None if self.total_memory_gb is None
+            "total_memory_gb": None
+            if self.total_memory_gb is None
             else round(self.total_memory_gb, 3),
             "planned_card": self.planned,
             "fits": self.fits,
@@ -266,7 +268,7 @@ def _shape_from_gguf(path: Path) -> ModelShape:
 
 def model_shape(spec: str) -> ModelShape:
     """The shape of a model spec without loading its weights."""
-    from engine.models import (
+    from engine.models.load import (
         GGUF_ALIASES,
         TINY,
         ModelError,
@@ -289,7 +291,7 @@ def model_shape(spec: str) -> ModelShape:
     if lowered in GGUF_ALIASES or path.suffix == ".gguf":
         if not path.exists() and lowered not in GGUF_ALIASES:
             raise ModelError(f"{spec}: no such file.")
-        from engine.models import alias_gguf_path
+        from engine.models.load import alias_gguf_path
 
         gguf = alias_gguf_path(spec) if lowered in GGUF_ALIASES else path
         converted = gguf_cache_dir(gguf) / "config.json"
@@ -381,8 +383,9 @@ def estimate_memory(
     )
 
 
-def suggestions(model_spec: str, cfg: Any, est: MemoryEstimate, *,
-                longest: int | None = None) -> list[dict]:
+def suggestions(
+    model_spec: str, cfg: Any, est: MemoryEstimate, *, longest: int | None = None
+) -> list[dict]:
     """Changes that make a config fit, each with its estimate: gradient checkpointing, a
     smaller batch with more grad_accum (same effective batch), a shorter max_seq_len.
     Empty when it fits, or when nothing tried fits."""

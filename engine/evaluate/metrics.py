@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from engine.grounding import Prompt
+from engine.data.grounding import Prompt
 from engine.jsontools import (  # noqa: F401 - part of this module's interface
     DECODER,
     FORMATS,
@@ -85,8 +85,9 @@ def parse_output(text: str) -> tuple[dict | None, str | None]:
             return None, "the object is wrapped in an array ([{...}]); the answer must be an object"
         end = json_object_end(text[start:])
         if end is None:
-            return None, (f"unterminated JSON object starting at char {start} "
-                          "(output ended inside it)")
+            return None, (
+                f"unterminated JSON object starting at char {start} (output ended inside it)"
+            )
         try:
             value, _end = DECODER.raw_decode(text, start)
         except NonFiniteNumber as exc:
@@ -125,7 +126,9 @@ def field_prf(expected: Any, predicted: Any) -> tuple[float, float, float]:
         return 1.0, 1.0, 1.0
     if not expected or not predicted or not isinstance(predicted, dict):
         return 0.0, 0.0, 0.0
-    correct = sum(1 for k in expected.keys() & predicted.keys() if json_equal(expected[k], predicted[k]))
+    correct = sum(
+        1 for k in expected.keys() & predicted.keys() if json_equal(expected[k], predicted[k])
+    )
     return _prf(correct, len(predicted), len(expected))
 
 
@@ -186,7 +189,7 @@ def _strict_format_errors(value: Any, schema: dict):
 
 
 def grounded(value: Any, prompt: str) -> bool | None:
-    """Whether a scalar value occurs in the prompt (engine.grounding: case, whitespace, punctuation
+    """Whether a scalar value occurs in the prompt (engine.data.grounding: case, whitespace, punctuation
     and number format ignored); None where grounding does not apply (booleans, null, containers)."""
     return Prompt(prompt).contains(value)
 
@@ -271,11 +274,12 @@ def score(
 ) -> dict:
     """Every per-example figure for one output: parsed, parse_error, json_exact, field_* and
     leaf_* precision/recall/F1, schema_valid (None without a schema), schema_errors, compliance,
-    failure, diff. `example` is an engine.types.Example (its expected value and prompt are used)
+    failure, diff. `example` is an engine.data.types.Example (its expected value and prompt are used)
     or the expected value itself; `truncated` is whether generation hit max_new_tokens."""
     parsed, parse_error = parse_output(output_text)
-    return score_parsed(example, parsed, parse_error, schema, prompt=prompt, truncated=truncated,
-                        formats=formats)
+    return score_parsed(
+        example, parsed, parse_error, schema, prompt=prompt, truncated=truncated, formats=formats
+    )
 
 
 def score_parsed(
@@ -331,5 +335,8 @@ def score_parsed(
 
 def non_finite_errors(value: Any) -> list[str]:
     """A message for every NaN or infinite number in `value` (none of them is JSON)."""
-    return [f"{path}: {v!r} is not a JSON number" for path, v in leaves(value).items()
-            if isinstance(v, float) and not math.isfinite(v)]
+    return [
+        f"{path}: {v!r} is not a JSON number"
+        for path, v in leaves(value).items()
+        if isinstance(v, float) and not math.isfinite(v)
+    ]

@@ -1,13 +1,13 @@
 """Scoring protocols: SchemaLab's own, and the published EdgeJSON harness's, reproduced exactly.
 
-`schemalab` (the default) is engine.metrics: this project's prompt template, generation stopped
+`schemalab` (the default) is engine.evaluate.metrics: this project's prompt template, generation stopped
 when the top-level object closes, a strict parse and JSON equality. `edgejson` is the protocol of
 CycleCore-Technologies/slmbench `benchmarks/edge_json/scripts/eval.py` (Apache-2.0), so a
 published model or adapter can be scored as its authors scored it. Every difference:
 
 - prompt: `schemalab` template (or the adapter's training template) vs the harness's text,
   "Extract the structured JSON data from the following text.\\n\\nInput: {prompt}\\n\\nOutput:"
-  (engine.prompt template `edgejson`).
+  (engine.decode.prompt template `edgejson`).
 - generation: SchemaLab stops as soon as the top-level JSON object closes (`stop="json"`),
   up to 1,536 new tokens, optionally schema-constrained; the harness decodes greedily,
   unconstrained, to EOS, at most 512 new tokens (`stop="eos"`), and strips the output.
@@ -47,7 +47,7 @@ import json
 import re
 from typing import Any
 
-from engine.metrics import failure_category, score, score_parsed
+from engine.evaluate.metrics import failure_category, score, score_parsed
 
 PROTOCOLS = ("schemalab", "edgejson")
 DEFAULT_PROTOCOL = "schemalab"
@@ -68,7 +68,7 @@ def check_protocol(protocol: str) -> str:
 
 def edgejson_decoding():
     """The harness's generation: greedy, unconstrained, to EOS, at most 512 new tokens."""
-    from engine.decoding import DecodingConfig
+    from engine.decode.generate import DecodingConfig
 
     return DecodingConfig(max_new_tokens=EDGEJSON_MAX_NEW_TOKENS, stop="eos")
 
@@ -148,7 +148,7 @@ def score_output(
     truncated: bool = False,
     formats: str = "lenient",
 ) -> dict:
-    """engine.metrics.score's figures for one output under `protocol` (see the module docstring
+    """engine.evaluate.metrics.score's figures for one output under `protocol` (see the module docstring
     for what `edgejson` changes)."""
     if check_protocol(protocol) == "schemalab":
         return score(example, output_text, schema, truncated=truncated, formats=formats)
@@ -166,10 +166,18 @@ def score_output(
     exact = parsed is not None and parsed == expected
     fp, fr, ff = edgejson_field_prf(expected, parsed) if parsed is not None else (0.0, 0.0, 0.0)
     s.update(
-        parsed=parsed, json_exact=exact, field_precision=fp, field_recall=fr, field_f1=ff,
+        parsed=parsed,
+        json_exact=exact,
+        field_precision=fp,
+        field_recall=fr,
+        field_f1=ff,
         compliance=parsed is not None and edgejson_compliance(expected, parsed),
-        failure=failure_category(exact=exact, truncated=truncated,
-                                 parsed=parsed if isinstance(parsed, dict) else None,
-                                 schema_valid=s["schema_valid"], entries=s["diff"]),
+        failure=failure_category(
+            exact=exact,
+            truncated=truncated,
+            parsed=parsed if isinstance(parsed, dict) else None,
+            schema_valid=s["schema_valid"],
+            entries=s["diff"],
+        ),
     )
     return s

@@ -1,0 +1,1 @@
+"""Data sets: loading examples and schemas, validation, rules, grounding, splits."""

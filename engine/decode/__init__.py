@@ -1,0 +1,1 @@
+"""Decoding: the generation loop, the schema grammar, prompt templates, loop guards."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, evaluation runs, protocols, comparison and exports."""

@@ -1,0 +1,1 @@
+"""Models: specs and loading (Hub, local folders, GGUF, tiny), memory estimates."""
