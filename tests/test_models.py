@@ -86,13 +86,8 @@ def test_memory_estimate_unknown_model_says_so():
 
 
 def test_spec_problems_are_found_without_loading_weights(tmp_path, monkeypatch, tiny_model_path):
-    from engine.models.load import (
-        available_model,
-        module_names,
-        offline_default_model,
-        resolve_spec_problem,
-        target_module_problem,
-    )
+    from engine.models.checks import module_names, target_module_problem
+    from engine.models.load import available_model, offline_default_model, resolve_spec_problem
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve_spec_problem("tiny") is None
@@ -116,7 +111,7 @@ def test_module_names_of_another_architecture_come_from_a_meta_build(tmp_path):
     """An architecture without Llama's names is built on the meta device (no weights)."""
     from transformers import GPTNeoXConfig
 
-    from engine.models.load import module_names, target_module_problem
+    from engine.models.checks import module_names, target_module_problem
 
     GPTNeoXConfig(
         hidden_size=32,
@@ -137,12 +132,8 @@ def _has_smollm2_tokenizer() -> bool:
 
 def test_random_specs_resolve_offline_with_the_real_shape(monkeypatch):
     """`smollm2-135m:random` / `smollm2-360m:random`: shipped configs, SmolLM2's tokenizer."""
-    from engine.models.load import (
-        known_specs,
-        module_names,
-        random_config_path,
-        resolve_spec_problem,
-    )
+    from engine.models.checks import module_names
+    from engine.models.load import known_specs, random_config_path, resolve_spec_problem
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert {"smollm2-135m:random", "smollm2-360m:random"} <= set(known_specs())

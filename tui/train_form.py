@@ -376,7 +376,7 @@ class TrainForm:
     def _check_model(self, key: tuple) -> None:
         """Whether the model resolves here (offline too) and has the target modules; reads its
         config only, never its weights."""
-        from engine.models.load import model_problems
+        from engine.models.checks import model_problems
 
         model, targets = key
         try:

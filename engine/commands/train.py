@@ -127,7 +127,8 @@ def _preflight(
     `card_gb`, a CUDA card of that size). None: training may start; else the exit status: 2 a
     config that cannot train or a launch that does not fit (refused unless `force`), 1 a check
     that does not fit, 0 a check that fits."""
-    from engine.models.load import ModelError, load_tokenizer, model_problems
+    from engine.models.checks import model_problems
+    from engine.models.load import ModelError, load_tokenizer
     from engine.models.memory import describe_change, estimate_memory, suggestions
     from engine.train.data import DataError, length_report
 
