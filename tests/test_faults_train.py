@@ -256,8 +256,12 @@ def _eval_cmd(db_path, sample_dir):
         sample_dir / "test.jsonl",
         "--batch-size",
         "1",
+        # Answers run to their cap (no stop at the object's close), so 60 of them take long
+        # enough that the signal always lands while the evaluation is still decoding.
         "--set",
-        "max_new_tokens=48",
+        "max_new_tokens=200",
+        "--set",
+        "stop=eos",
         "--db",
         db_path,
     ]

@@ -83,8 +83,7 @@ def _losses(db_path, run_id):
 
 def test_n_targets_counts_what_collate_trains(sample_dir):
     from engine.models.load import load_tokenizer
-    from engine.train.data import collate, prepare_data
-    from engine.train.distributed import n_targets
+    from engine.train.data import collate, n_targets, prepare_data
 
     cfg = _cfg(sample_dir)
     tok = load_tokenizer("tiny")

@@ -261,7 +261,7 @@ def run_train(args: argparse.Namespace) -> int:
         _err(str(exc))
         return 2
     if cfg.nproc > 1 and not args.check:
-        from engine.train.distributed import launch_problem
+        from engine.train.launch import launch_problem
 
         if problem := launch_problem(cfg.nproc):
             _err(problem)

@@ -295,3 +295,8 @@ def collate(items: list[Encoded], pad_id: int) -> dict:
 
 def data_files(cfg) -> list[Path]:
     return [Path(p) for p in (cfg.train_data, cfg.val_data) if p]
+
+
+def n_targets(items) -> int:
+    """Trained positions of a batch of engine.train.data.Encoded, as `collate` counts them."""
+    return sum(len(e) - max(e.n_prompt, 1) for e in items)

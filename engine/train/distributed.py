@@ -1,4 +1,5 @@
-"""Data-parallel training: one run over several processes (torch DDP), launched by torchrun.
+"""Data-parallel training: one run over several processes (torch DDP); each rank runs this
+module (engine.train.launch starts them through torchrun).
 
 `schemalab train --nproc N` (config key `nproc`) starts
 
@@ -30,7 +31,6 @@ import argparse
 import inspect
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 # Seconds the launcher waits for ranks to checkpoint after SIGTERM before it kills them.
-SHUTDOWN_S = 300
 # How long a rank waits in a collective (e.g. while rank 0 decodes validation answers).
 COLLECTIVE_TIMEOUT_S = 4 * 3600
 
@@ -123,115 +122,6 @@ def init_group() -> Group:
     return Group(rank, world, local, device, control)
 
 
-def n_targets(items) -> int:
-    """Trained positions of a batch of engine.train.data.Encoded, as `collate` counts them."""
-    return sum(len(e) - max(e.n_prompt, 1) for e in items)
-
-
-def launch_problem(nproc: int) -> str | None:
-    """Why `nproc` processes cannot run here (None: they can)."""
-    if nproc <= 1:
-        return None
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.device_count() < nproc:
-        return (
-            f"nproc: {nproc} processes need {nproc} GPUs, {torch.cuda.device_count()} visible; "
-            "lower nproc (or set CUDA_VISIBLE_DEVICES)"
-        )
-    return None
-
-
-def command(db_path: str | Path, run_id: int, nproc: int, resume: bool, restart: bool = False):
-    """The torchrun command line of a run."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        f"--shutdown-timeout={SHUTDOWN_S}",
-        "-m",
-        "engine.train.distributed",
-        "--db",
-        str(Path(db_path).resolve()),
-        "--run-id",
-        str(run_id),
-    ]
-    return cmd + (["--resume"] if resume else []) + (["--restart"] if restart else [])
-
-
-def launch(
-    db_path: str | Path,
-    run_id: int,
-    out_dir: Path,
-    nproc: int,
-    *,
-    resume: bool = False,
-    restart: bool = False,
-) -> subprocess.Popen:
-    """Start torchrun for a run in a new session, all output to train.log; the launcher's pid
-    becomes the run's pid."""
-    from engine import runlog
-    from engine.paths import REPO_ROOT
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default for several processes
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "train.log", "ab") as logf:
-        proc = subprocess.Popen(
-            command(db_path, run_id, nproc, resume, restart),
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    runlog.set_run_process(runlog.connect(db_path), run_id, proc.pid)
-    return proc
-
-
-def follow(
-    proc: subprocess.Popen, db_path: str | Path, run_id: int, progress=None, log=print
-) -> int:
-    """Wait for a launched group, feeding `progress(step, total, metrics)` from the run log.
-    Ctrl-C asks the group to checkpoint and stop (SIGTERM); a second Ctrl-C kills it."""
-    from engine import runlog
-
-    db = runlog.connect(db_path)
-    after, total, interrupts = -1, 0, 0
-    while True:
-        try:
-            done = proc.poll() is not None
-            by_step: dict[int, dict] = {}
-            for row in runlog.metrics(db, run_id, after_step=after):
-                by_step.setdefault(row["step"], {})[row["name"]] = row["value"]
-            for step, metrics in sorted(by_step.items()):
-                if step == 0:
-                    total = int(metrics.get("total_steps", total))
-                elif progress:
-                    progress(step, total, metrics)
-                after = step
-            if done:
-                return proc.returncode
-            time.sleep(0.5)
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts == 1:
-                proc.send_signal(signal.SIGTERM)
-                log(
-                    "stop requested: the ranks finish this step and save a checkpoint "
-                    "(Ctrl-C again kills them)"
-                )
-            else:
-                proc.kill()
-                proc.wait()
-                return proc.returncode
-
-
 def _die_with_launcher() -> None:
     """Linux: this rank is killed when its launcher dies, even by SIGKILL."""
     parent = os.getppid()
@@ -265,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda signum, frame: stop.set())
 
     def log(message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] rank {rank}: {message}", flush=True)
+        # One write per line: the ranks share train.log, and print's separate write of the
+        # newline lets another rank's line land in the middle of this one.
+        sys.stdout.write(f"[{time.strftime('%H:%M:%S')}] rank {rank}: {message}\n")
+        sys.stdout.flush()
 
     def progress(step: int, total: int, metrics: dict | None) -> None:
         if metrics:

@@ -23,8 +23,14 @@ from typing import Any
 
 from engine import runlog
 from engine.train.checkpoint import load_checkpoint, save_checkpoint
-from engine.train.data import TrainData, collate, epoch_batches, prepare_data, steps_per_epoch
-from engine.train.distributed import n_targets
+from engine.train.data import (
+    TrainData,
+    collate,
+    epoch_batches,
+    n_targets,
+    prepare_data,
+    steps_per_epoch,
+)
 from engine.train.select import BestTracker, evaluations, replay, selection_metric, to_delete
 from engine.train.val_eval import VAL_METRICS, ValEvaluator
 

@@ -382,7 +382,7 @@ def _spawn(
 ) -> int:
     """Start the worker in a new session (immune to the terminal's hangup), output to train.log."""
     if nproc > 1:  # a torchrun launcher: its pid is the run's
-        from engine.train.distributed import launch
+        from engine.train.launch import launch
 
         return launch(db_path, run_id, out_dir, nproc, resume=resume, restart=restart).pid
     db_path = str(Path(db_path).resolve())
@@ -479,7 +479,7 @@ def _nproc(run: dict) -> int:
 
 def _run_group(db_path, run_id: int, out_dir: Path, nproc: int, progress, log, **kw) -> int:
     """Launch a run's torchrun group and wait for it, progress from the run log."""
-    from engine.train.distributed import follow, launch, launch_problem
+    from engine.train.launch import follow, launch, launch_problem
 
     problem = launch_problem(nproc)
     if problem:
