@@ -53,6 +53,12 @@ def _env():
     return env
 
 
+def _default_sigint() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the command the terminal's default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _cli(*args, cwd=None):
     return subprocess.Popen(
         [sys.executable, "-m", "engine", *map(str, args)],
@@ -61,6 +67,7 @@ def _cli(*args, cwd=None):
         text=True,
         env=_env(),
         cwd=cwd,
+        preexec_fn=_default_sigint,
     )
 
 
