@@ -286,3 +286,23 @@ async def test_evaluate_this_run_prefills_adapter_model_and_test_file(seeded_db)
         assert app.query_one("#ev-model", Input).value == "tiny"
         data = app.query_one("#ev-data", Select).value
         assert Path(str(data)).resolve() == Path("datasets/sample/test.jsonl").resolve()
+
+
+def test_evaluation_rows_say_which_model_and_adapter_they_scored():
+    from tui.runs import run_label
+
+    run = {
+        "kind": "eval",
+        "name": "eval test.jsonl",
+        "model": "smollm2-135m-instruct",
+        "adapter": "/work/runs-outputs/run-3/checkpoints/step-000062/adapter",
+    }
+    assert run_label(run) == "eval test.jsonl · smollm2-135m-instruct + run-3/step-000062"
+    assert (
+        run_label({**run, "adapter": "3:best"})
+        == "eval test.jsonl · smollm2-135m-instruct + 3:best"
+    )
+    assert run_label({**run, "adapter": None}) == "eval test.jsonl · smollm2-135m-instruct"
+    assert (
+        run_label({"kind": "train", "name": "tiny on sample", "model": "tiny"}) == "tiny on sample"
+    )

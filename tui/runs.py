@@ -87,10 +87,26 @@ def key_figure(run: dict) -> str:
     return ""
 
 
+def adapter_label(adapter: str) -> str:
+    """An adapter as a short name: a spec (`3:best`) as it is, a folder by its last two telling
+    parts (`run-3/step-000062` for `.../run-3/checkpoints/step-000062/adapter`)."""
+    if "/" not in adapter:
+        return adapter
+    parts = [p for p in Path(adapter).parts if p not in ("/", "checkpoints", "adapter")]
+    return "/".join(parts[-2:]) or adapter
+
+
 def run_label(run: dict) -> str:
-    """What a run worked on: its name, else its data file and model."""
+    """What a run worked on: its name, else its data file and model. An evaluation also says
+    which model and adapter it scored."""
     if run.get("name"):
-        return run["name"]
+        if run.get("kind") != "eval":
+            return run["name"]
+        scored = [str(run["model"])] if run.get("model") else []
+        if run.get("adapter"):
+            scored.append(adapter_label(str(run["adapter"])))
+        extra = " + ".join(p for p in scored if p not in run["name"])
+        return f"{run['name']} · {extra}" if extra else run["name"]
     parts = [p for p in (run.get("model"), run.get("data_path")) if p]
     if not parts and isinstance(run.get("config"), dict):
         cfg = run["config"]
