@@ -88,7 +88,9 @@ def test_v1_run_log_migrates_to_v2_keeping_its_data(db_path):
 
     conn = sqlite3.connect(db_path)
     old = sqlite_utils.Database(conn)
-    runlog._create_v1(old)  # a run log written by the first release
+    from engine.runlog.schema import _create_v1
+
+    _create_v1(old)  # a run log written by the first release
     conn.execute("PRAGMA user_version = 1")
     run_id = old["runs"].insert({"kind": "train", "status": "completed", "config": "{}"}).last_pk
     old["checkpoints"].insert(

@@ -38,6 +38,7 @@ def resolve_template(
     """(the template to decode with, a warning or None), by engine.evaluate.run.choose_template: the
     choice, or for AUTO the adapter's training template (else schemalab); a template other than
     the adapter's training template gets the warning. Reads the run log: call it from a worker."""
+    from engine import runlog
     from engine.evaluate.run import choose_template
 
     db = open_db(db_path)
@@ -46,7 +47,7 @@ def resolve_template(
             db, adapter or None, None if template == AUTO else template, protocol
         )
     finally:
-        db.conn.close()
+        runlog.close(db)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def adapter_choices(db_path: str) -> list[AdapterChoice | str]:
         runs = runlog.list_runs(db, kind="train")
         checkpoints = {run["id"]: runlog.checkpoints(db, run["id"]) for run in runs}
     finally:
-        db.conn.close()
+        runlog.close(db)
     out: list[AdapterChoice | str] = []
     for run in runs:
         rid = run["id"]

@@ -445,7 +445,7 @@ def run_app(db_path: str = "runs.db", dataset_paths: list[str] | None = None) ->
     try:
         db = runlog.connect(db_path)
         runlog.reap_interrupted(db)  # record runs whose process is gone (reads only show it)
-        db.conn.close()
+        runlog.close(db)
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
         print(f"schemalab: cannot open run log {db_path}: {exc}", file=sys.stderr)
         return 2

@@ -204,6 +204,8 @@ class DatasetsPane(Vertical):
             from engine.data.load import discover_datasets
 
             infos = discover_datasets(self.dataset_paths)
+            from engine import runlog
+
             db = open_db(self.db_path)
             try:
                 statuses = {
@@ -213,7 +215,7 @@ class DatasetsPane(Vertical):
                     for i in infos
                 }
             finally:
-                db.conn.close()
+                runlog.close(db)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             self.post_message(self.Failed("finding data sets", short_error(exc)))
             return
@@ -285,11 +287,13 @@ class DatasetsPane(Vertical):
 
             registry = SchemaRegistry.from_dir(find_schemas_dir(path))
             loaded = load_examples(path, registry)
+            from engine import runlog
+
             db = open_db(self.db_path)
             try:
                 findings, used_run = file_findings(db, path, loaded.findings, run_id)
             finally:
-                db.conn.close()
+                runlog.close(db)
         except Exception as exc:  # noqa: BLE001
             self.post_message(self.Failed(f"loading {path}", short_error(exc)))
             return
@@ -506,11 +510,13 @@ class DatasetsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="datasets-load", exit_on_error=False)
     def _show_validation(self, run_id: int) -> None:
+        from engine import runlog
+
         db = open_db(self.db_path)
         try:
             files = run_files(db, run_id)
         finally:
-            db.conn.close()
+            runlog.close(db)
         self.post_message(self.ShowRun(run_id, files))
 
     @dataclass
@@ -579,11 +585,13 @@ class DatasetsPane(Vertical):
                 "schemas_dir": str(schemas_dir) if schemas_dir else None,
                 "rules": report.rules_sources,
             }
+            from engine import runlog
+
             db = open_db(self.db_path)
             try:
                 run_id = record_validation(db, report, config)
             finally:
-                db.conn.close()
+                runlog.close(db)
         except _Cancelled:
             return
         except Exception as exc:  # noqa: BLE001

@@ -257,7 +257,7 @@ class EvalForm:
                     progress=progress,
                 )
             finally:
-                db.conn.close()
+                runlog.close(db)
         except ImportError:
             self.post_message(
                 self.Failed(

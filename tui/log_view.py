@@ -109,7 +109,7 @@ class TrainLogScreen(ModalScreen):
             try:
                 run = runlog.get_run(db, self.run_id)
             finally:
-                db.conn.close()
+                runlog.close(db)
             running = bool(run) and run["status"] == "running"
             if not path.exists():
                 self.post_message(

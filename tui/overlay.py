@@ -87,7 +87,7 @@ class CurvesScreen(ModalScreen):
                         if row["name"] in SERIES:
                             runs.setdefault(row["name"], {})[row["step"]] = row["value"]
             finally:
-                db.conn.close()
+                runlog.close(db)
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.post_message(self.Read({}, short_error(exc)))
             return

@@ -9,7 +9,6 @@ is busy instead of freezing.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +20,6 @@ from textual.message import Message
 UI_BUSY_TIMEOUT_S = 1.0  # how long a pane's read waits on another process's lock
 TURN_TIMEOUT_S = 30.0  # a read whose predecessor never finishes goes ahead after this
 BUSY_MESSAGE = "The run log is busy (another process is writing it); try again in a moment."
-
-
-def is_busy(exc: BaseException) -> bool:
-    """Whether `exc` is SQLite giving up on another connection's lock."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 class SerialReads:
@@ -67,7 +60,9 @@ class SerialReads:
     def close(self, _db: Any = None) -> None:
         """Close the connection (as a read of its own, so no read is using it)."""
         if self._db is not None:
-            self._db.conn.close()
+            from engine import runlog
+
+            runlog.close(self._db)
             self._db = None
 
 
@@ -121,7 +116,9 @@ class RunLogReads:
 
     def on_run_log_read_failed(self, message: RunLogReadFailed) -> None:
         message.stop()
-        if is_busy(message.error):
+        from engine import runlog
+
+        if runlog.is_busy(message.error):
             self.notify(BUSY_MESSAGE, title="Run log busy", severity="warning")
         elif message.failed is not None:
             message.failed(message.error)

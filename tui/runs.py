@@ -275,7 +275,7 @@ class RunsPane(Vertical):
         try:
             runs = runlog.runs_with_figures(db)  # one query, whatever the number of runs
         finally:
-            db.conn.close()
+            runlog.close(db)
         if get_current_worker().is_cancelled:
             return
         for run in runs:
@@ -487,7 +487,7 @@ class RunsPane(Vertical):
             try:
                 runlog.delete_run(db, run_id)
             finally:
-                db.conn.close()
+                runlog.close(db)
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
             self.post_message(self.Deleted(run_id, short_error(exc)))
             return

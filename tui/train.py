@@ -345,4 +345,4 @@ def running_train_runs(db_path: str) -> list[int]:
     try:
         return [r["id"] for r in runlog.list_runs(db, kind="train") if r["status"] == "running"]
     finally:
-        db.conn.close()
+        runlog.close(db)

@@ -202,7 +202,7 @@ class LiveView(Vertical, can_focus=True):
                 best = best_checkpoint(db, run_id) if best_checkpoint else None
                 saved = [c for c in runlog.checkpoints(db, run_id) if Path(c["path"]).is_dir()]
             finally:
-                db.conn.close()
+                runlog.close(db)
         except Exception as exc:  # noqa: BLE001 - a busy or damaged log; try again next tick
             self.log.warning(f"tailing run {run_id}: {exc}")
             return

@@ -14,14 +14,10 @@ alive), `writes` (the only writer), `reads` (pure reads and the panes' named rea
 """
 
 from engine.runlog.liveness import (  # noqa: F401
-    _pid_alive,
     process_start_time,
     run_process_alive,
 )
 from engine.runlog.reads import (  # noqa: F401
-    _as_seen,
-    _checkpoint_row,
-    _decode,
     best_checkpoint,
     checkpoint,
     checkpoints,
@@ -48,19 +44,16 @@ from engine.runlog.schema import (  # noqa: F401
     SCHEMA_VERSION,
     STALE_AFTER_S,
     RunLogError,
-    _create_v1,
-    _newer_message,
-    _v2_checkpoint_metrics,
-    _v3_process_start,
+    close,
     connect,
     connect_readonly,
     db_file,
     describe_error,
+    is_busy,
     migrate,
     schema_version,
 )
 from engine.runlog.writes import (  # noqa: F401
-    _dumps,
     add_checkpoint,
     claim_run,
     create_run,

@@ -193,6 +193,17 @@ def connect(
     return db
 
 
+def close(db: sqlite_utils.Database) -> None:
+    """Close a connection from `connect` or `connect_readonly`."""
+    db.conn.close()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite giving up on another connection's lock on the run log."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
 def connect_readonly(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     """Open an existing run log for reading only: it is never created, migrated or written
     (read-only media work). Raises RunLogError when there is no run log at `path`, when it is
