@@ -116,7 +116,6 @@ def run_evaluation(
     the harness's and refuses `constrained`). `prompt_template` defaults to the adapter's
     training template (when `adapter` is a training run that recorded one), else `schemalab`;
     a template other than the adapter's training template is recorded as `template_warning`."""
-    from engine.data.load import file_sha256
     from engine.decode.generate import Cancelled, DecodingConfig, Generator
 
     database = _db(db)
@@ -143,15 +142,7 @@ def run_evaluation(
         "prompt_template": template,
         "data_resolved": str(Path(data).resolve()),
     }
-    mix = Counter(e.complexity or "unknown" for e in examples)
-    dataset_id = runlog.upsert_dataset(
-        database,
-        str(Path(data).resolve()),
-        file_sha256(data),
-        len(examples),
-        len({e.schema_id for e in examples}),
-        dict(mix),
-    )
+    dataset_id = _record_dataset(database, data, examples)
     run_id = runlog.create_run(
         database,
         "eval",
@@ -360,7 +351,6 @@ def run_scoring(
     examples without a prediction (scored as an empty output, `unparseable`), repeated ids and
     unreadable lines are listed in the report's `findings`. Token counts and latencies are
     unknown and recorded as 0."""
-    from engine.data.load import file_sha256
     from engine.decode.generate import Generation
 
     database = _db(db)
@@ -405,15 +395,7 @@ def run_scoring(
                     "belong to this data set, or delete the line",
                 }
             )
-    mix = Counter(e.complexity or "unknown" for e in examples)
-    dataset_id = runlog.upsert_dataset(
-        database,
-        str(Path(data).resolve()),
-        file_sha256(data),
-        len(examples),
-        len({e.schema_id for e in examples}),
-        dict(mix),
-    )
+    dataset_id = _record_dataset(database, data, examples)
     run_id = runlog.create_run(
         database,
         "eval",
@@ -787,6 +769,21 @@ def _summary(report: dict) -> dict:
         k: o.get(k)
         for k in ("n", "json_exact", "field_f1", "leaf_f1", "schema_valid", "tokens_per_s")
     }
+
+
+def _record_dataset(database, data: str | Path, examples) -> int:
+    """The data file an evaluation reads, recorded (or found) in the run log by its hash."""
+    from engine.data.load import file_sha256
+
+    mix = Counter(e.complexity or "unknown" for e in examples)
+    return runlog.upsert_dataset(
+        database,
+        str(Path(data).resolve()),
+        file_sha256(data),
+        len(examples),
+        len({e.schema_id for e in examples}),
+        dict(mix),
+    )
 
 
 def _store_evaluation(database, run_id: int, config: dict, report: dict) -> None:
