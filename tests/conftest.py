@@ -72,3 +72,33 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in gpu:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """`small_fs(size)`: a folder on a fresh tmpfs of `size` (e.g. "600k"), unmounted after the
+    test; the test is skipped where mounting is not allowed (it needs root)."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size: str):
+        where = tmp_path / f"fs-{len(mounted)}"
+        where.mkdir()
+        try:
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                check=False,
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            done = None
+        if done is None or done.returncode != 0:
+            pytest.skip("cannot mount a small file system here (needs root)")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)

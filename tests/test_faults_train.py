@@ -195,63 +195,44 @@ def test_resume_with_a_smaller_batch_trains_the_same_examples(
     assert b == pytest.approx(a, rel=1e-4)  # the same examples per step, in micro-batches
 
 
-def _mount_tmpfs(where: Path, size: str) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-            check=False,
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 def test_a_full_disk_under_the_outputs_ends_the_run_failed_with_the_cause(
-    sample_dir, tmp_path, db_path, tiny_model_path
+    sample_dir, small_fs, db_path, tiny_model_path
 ):
-    small = tmp_path / "small"
-    if not _mount_tmpfs(small, "600k"):
-        pytest.skip("cannot mount a small file system here (needs root)")
-    try:
-        cfg = _tiny(
-            sample_dir,
-            "max_steps=6",
-            "log_every=1",
-            "eval_every=1000",
-            "save_every=2",
-            f"out_dir={small / 'run'}",
-        )
-        run_id, _ = process.create_train_run(cfg, db_path)
-        worker = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "engine.train.process",
-                "--db",
-                str(db_path),
-                "--run-id",
-                str(run_id),
-            ],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert worker.returncode == 1, worker.stdout + worker.stderr
-        run = runlog.get_run(runlog.connect(db_path), run_id)
-        assert run["status"] == "failed"
-        assert run["error"].startswith(process.DISK_FULL_HINT)
-        assert "Traceback" in run["error"]  # the cause, in full
-        assert not list((small / "run" / "checkpoints").glob(".tmp-*"))  # no half folder left
-        from engine.cli import main
+    small = small_fs("600k")
+    cfg = _tiny(
+        sample_dir,
+        "max_steps=6",
+        "log_every=1",
+        "eval_every=1000",
+        "save_every=2",
+        f"out_dir={small / 'run'}",
+    )
+    run_id, _ = process.create_train_run(cfg, db_path)
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.train.process",
+            "--db",
+            str(db_path),
+            "--run-id",
+            str(run_id),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert worker.returncode == 1, worker.stdout + worker.stderr
+    run = runlog.get_run(runlog.connect(db_path), run_id)
+    assert run["status"] == "failed"
+    assert run["error"].startswith(process.DISK_FULL_HINT)
+    assert "Traceback" in run["error"]  # the cause, in full
+    assert not list((small / "run" / "checkpoints").glob(".tmp-*"))  # no half folder left
+    from engine.cli import main
 
-        assert main(["runs", "--db", str(db_path)]) == 0
-    finally:
-        subprocess.run(["umount", "-l", str(small)], check=False, capture_output=True)
+    assert main(["runs", "--db", str(db_path)]) == 0
 
 
 def _eval_cmd(db_path, sample_dir):

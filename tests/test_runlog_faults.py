@@ -236,43 +236,22 @@ def test_a_full_disk_while_recording_is_one_line(db_path, capsys, monkeypatch, s
     assert str(db_path) in line and "full" in line and "free" in line
 
 
-def _mount_tmpfs(where: Path, size: str) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-            check=False,
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-def test_read_commands_work_on_a_read_only_file_system(tmp_path, capsys):
-    media = tmp_path / "media"
-    if not _mount_tmpfs(media, "8m"):
-        pytest.skip("cannot mount a small file system here (needs root)")
-    try:
-        path = media / "runs.db"
-        db = runlog.connect(path)
-        runlog.create_run(db, "train", {}, status="completed", name="on read-only media")
-        db.conn.close()
-        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
-        assert main(["runs", "--db", str(path)]) == 0
-        assert "completed" in capsys.readouterr().out
-        assert main(["show", "1", "--db", str(path), "--format", "json"]) == 0
-        assert '"on read-only media"' in capsys.readouterr().out
-        # A writer gets one line saying what is wrong.
-        code = main(
-            ["validate", str(REPO / "datasets" / "sample" / "train.jsonl"), "--db", str(path)]
-        )
-        assert code != 0
-        line = _one_line(capsys.readouterr().err)
-        assert str(path) in line and "read-only" in line
-    finally:
-        subprocess.run(["umount", "-l", str(media)], check=False, capture_output=True)
+def test_read_commands_work_on_a_read_only_file_system(small_fs, capsys):
+    media = small_fs("8m")
+    path = media / "runs.db"
+    db = runlog.connect(path)
+    runlog.create_run(db, "train", {}, status="completed", name="on read-only media")
+    db.conn.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+    assert main(["runs", "--db", str(path)]) == 0
+    assert "completed" in capsys.readouterr().out
+    assert main(["show", "1", "--db", str(path), "--format", "json"]) == 0
+    assert '"on read-only media"' in capsys.readouterr().out
+    # A writer gets one line saying what is wrong.
+    code = main(["validate", str(REPO / "datasets" / "sample" / "train.jsonl"), "--db", str(path)])
+    assert code != 0
+    line = _one_line(capsys.readouterr().err)
+    assert str(path) in line and "read-only" in line
 
 
 def _fill(folder: Path) -> None:
@@ -293,30 +272,23 @@ def _fill(folder: Path) -> None:
         pass
 
 
-def test_a_full_disk_never_crashes_reads_and_a_validation_does_not_stay_running(tmp_path, capsys):
-    media = tmp_path / "media"
-    if not _mount_tmpfs(media, "1m"):
-        pytest.skip("cannot mount a small file system here (needs root)")
-    try:
-        path = media / "runs.db"
-        db = runlog.connect(path)
-        runlog.create_run(db, "train", {}, status="completed", name="before the disk filled")
-        runlog.create_run(db, "train", {}, pid=_dead_pid())  # reads must not write it
-        db.conn.close()
-        _fill(media)
-        assert main(["runs", "--db", str(path)]) == 0
-        assert main(["show", "1", "--db", str(path), "--format", "json"]) == 0
-        assert "before the disk filled" in capsys.readouterr().out
-        code = main(
-            ["validate", str(REPO / "datasets" / "sample" / "train.jsonl"), "--db", str(path)]
-        )
-        assert code != 0
-        line = _one_line(capsys.readouterr().err)
-        assert str(path) in line and "full" in line
-        statuses = [r["status"] for r in runlog.list_runs(runlog.connect_readonly(path))]
-        assert "running" not in statuses
-    finally:
-        subprocess.run(["umount", "-l", str(media)], check=False, capture_output=True)
+def test_a_full_disk_never_crashes_reads_and_a_validation_does_not_stay_running(small_fs, capsys):
+    media = small_fs("1m")
+    path = media / "runs.db"
+    db = runlog.connect(path)
+    runlog.create_run(db, "train", {}, status="completed", name="before the disk filled")
+    runlog.create_run(db, "train", {}, pid=_dead_pid())  # reads must not write it
+    db.conn.close()
+    _fill(media)
+    assert main(["runs", "--db", str(path)]) == 0
+    assert main(["show", "1", "--db", str(path), "--format", "json"]) == 0
+    assert "before the disk filled" in capsys.readouterr().out
+    code = main(["validate", str(REPO / "datasets" / "sample" / "train.jsonl"), "--db", str(path)])
+    assert code != 0
+    line = _one_line(capsys.readouterr().err)
+    assert str(path) in line and "full" in line
+    statuses = [r["status"] for r in runlog.list_runs(runlog.connect_readonly(path))]
+    assert "running" not in statuses
 
 
 def test_a_run_log_left_empty_by_a_killed_first_open_reads_as_no_runs(tmp_path, capsys):
