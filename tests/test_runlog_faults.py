@@ -73,9 +73,10 @@ def test_a_claimed_run_is_not_claimed_again_and_completed_runs_never(db_path):
 def _first_open_then_hang(path: str) -> None:
     """Open a new run log whose first migration step stops after creating its tables."""
     from engine import runlog as rl
+    from engine.runlog.schema import _create_v1
 
     def half(db):
-        rl._create_v1(db)
+        _create_v1(db)
         Path(path + ".ready").write_text("x")
         time.sleep(600)
 

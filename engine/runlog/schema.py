@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -186,11 +187,26 @@ def connect(
     conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     db = sqlite_utils.Database(conn)
-    if db.journal_mode != "wal":
-        db.enable_wal()
+    _enable_wal(db, busy_timeout_s)
     conn.execute("PRAGMA foreign_keys = ON")
     migrate(db)
     return db
+
+
+def _enable_wal(db: sqlite_utils.Database, busy_timeout_s: float) -> None:
+    """Switch a run log to WAL. The switch needs the file to itself, and SQLite can report a
+    new run log that another process is creating at that moment as locked without waiting on
+    the busy timeout: retry until the timeout has passed."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            if db.journal_mode != "wal":
+                db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def close(db: sqlite_utils.Database) -> None:
